@@ -1,0 +1,148 @@
+"""The lifecycle every target implements, whatever the board is made of.
+
+Targets own a lifecycle, not a protocol: build -> start -> reset(kind) -> stop. Every kind
+of reset goes through the one ``reset(kind)`` call so that tests can be parametrized over
+kinds; the protocol (handshake, calls) stays in the client, which only sees bytes.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.boards import Board
+from harness.errors import ConfigError
+from harness.transport.swappable import SwappableTransport
+
+
+class ConsoleLog:
+    """Lines the device printed on its console, with arrival times, kept for the report."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[tuple[float, str]] = []
+        self._new_line = threading.Condition(self._lock)
+
+    def append(self, line: str) -> None:
+        with self._lock:
+            self._lines.append((time.monotonic(), line))
+            self._new_line.notify_all()
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [line for _, line in self._lines]
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def wait_for(self, needle: str, timeout: float, *, start: int = 0) -> str:
+        """Block until a line at index >= ``start`` contains ``needle``; return it, or raise."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for _, line in self._lines[start:]:
+                    if needle in line:
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    from harness.errors import TargetError
+
+                    tail = "\n".join(line for _, line in self._lines[-10:]) or "(nothing)"
+                    raise TargetError(
+                        f"console line containing {needle!r} not seen within {timeout:.1f}s; "
+                        f"last lines:\n{tail}"
+                    )
+                self._new_line.wait(remaining)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._lines)
+
+
+class Target(abc.ABC):
+    """A device the harness can build, start, reset and stop."""
+
+    def __init__(self, board: Board, *, build_root: Path, work_dir: Path) -> None:
+        self.board = board
+        self.build_root = build_root
+        self.work_dir = work_dir
+        self.transport = SwappableTransport(name=board.name)
+        self.console = ConsoleLog()
+        self._inband_reset: Callable[[], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build(self) -> None:
+        """Make sure the firmware for this board is built (incremental)."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Bring the device up and attach its RPC channel to ``self.transport``."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Shut the device down; raise TargetError if it died badly (a sanitizer report)."""
+
+    @abc.abstractmethod
+    def _physical_reset(self, kind: str) -> None:
+        """Carry out a non-RPC reset kind listed in boards.yaml."""
+
+    def post_mortem(self) -> str:
+        """What is known about a device that went away (exit status, last console lines)."""
+        tail = "\n".join(self.console.lines()[-20:]) or "(no console output)"
+        return f"last console lines of {self.board.name}:\n{tail}"
+
+    # -- resets ----------------------------------------------------------------------------
+
+    @property
+    def reset_kinds(self) -> tuple[str, ...]:
+        return self.board.reset_kinds
+
+    def set_inband_reset(self, reset: Callable[[], None] | None) -> None:
+        """Register how to ask the device to reset itself (the client's ``rpc.reset`` call)."""
+        self._inband_reset = reset
+
+    def reset(self, kind: str) -> None:
+        """Reset the device the way ``kind`` says; returns once the reset has been carried out.
+
+        Afterwards the device boots and sends its wake-up TerminateSession; the client's
+        ``reconnect()`` waits for it and opens a new session.
+        """
+        if kind not in self.board.reset_kinds:
+            raise ConfigError(
+                f"board {self.board.name!r} does not support reset kind {kind!r}; "
+                f"it supports {list(self.board.reset_kinds)} (reset_kinds in {self.board.source})"
+            )
+        if kind == "rpc":
+            if self._inband_reset is None:
+                raise ConfigError(
+                    "reset('rpc') needs a connected client: use the `client` fixture or "
+                    "harness.connect(), which register the in-band reset"
+                )
+            self._inband_reset()
+            return
+        self._physical_reset(kind)
+
+    def __enter__(self) -> Target:
+        self.build()
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def make_target(board: Board, *, build_root: Path, work_dir: Path) -> Target:
+    """The target class for ``board.kind``."""
+    if board.kind == "host":
+        from harness.targets.host import HostTarget
+
+        return HostTarget(board, build_root=build_root, work_dir=work_dir)
+    raise ConfigError(
+        f"board {board.name!r} has kind {board.kind!r}, which this version of the harness "
+        "cannot start yet (supported: host)"
+    )

@@ -1,0 +1,158 @@
+"""The `host` board: the portable C server as a POSIX process speaking on stdin/stdout.
+
+It is the whole device stack minus the UART, so the protocol, the session rules, the
+resets and the harness itself can be tested in milliseconds before any emulator or board
+is involved. Its stderr plays the part of the console UART.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+from harness.build import HostArtifacts, build_host
+from harness.errors import ConfigError, TargetError
+from harness.targets.base import Target
+from harness.transport.fd import FdTransport
+
+_STOP_GRACE_S = 5.0
+
+
+class HostTarget(Target):
+    """Runs ``rpc_host_server``; a power reset kills it and starts a new process."""
+
+    _artifacts: HostArtifacts | None = None
+    _process: subprocess.Popen[bytes] | None = None
+    _exit_notes: list[str]
+    _console_thread: threading.Thread
+
+    def build(self) -> None:
+        self._artifacts = build_host(self.board, self.build_root)
+
+    @property
+    def artifacts(self) -> HostArtifacts:
+        if self._artifacts is None:
+            raise TargetError("the host target was not built: call build() first")
+        return self._artifacts
+
+    @property
+    def boot_count_file(self) -> Path:
+        return self.work_dir / "boot_count"
+
+    def start(self) -> None:
+        self._exit_notes = []
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.transport.replace(self._spawn())
+
+    def _spawn(self) -> FdTransport:
+        env = dict(os.environ)
+        # Sanitizer builds: make every report fatal and visible on the console stream.
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:halt_on_error=1:detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        command = [
+            str(self.artifacts.server),
+            "--board",
+            self.board.name,
+            "--boot-count-file",
+            str(self.boot_count_file),
+        ]
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+                env=env,
+            )
+        except OSError as exc:
+            raise TargetError(f"cannot start {command[0]}: {exc}") from exc
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._console_thread = threading.Thread(
+            target=self._pump_console, args=(process,), name="host-console", daemon=True
+        )
+        self._console_thread.start()
+        return FdTransport(
+            process.stdout.fileno(),
+            process.stdin.fileno(),
+            name=f"{self.board.name} pid {process.pid}",
+            owns_fds=False,
+        )
+
+    def _pump_console(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        for raw in iter(process.stderr.readline, b""):
+            self.console.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+
+    def _physical_reset(self, kind: str) -> None:
+        if kind != "power":
+            raise ConfigError(f"the host target cannot do a {kind!r} reset (only rpc and power)")
+        old_transport = self.transport.replace(None)
+        self._kill(expected=True)
+        if old_transport is not None:
+            old_transport.close()
+        self.transport.replace(self._spawn())
+
+    def _kill(self, *, expected: bool) -> int | None:
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        code = process.wait(timeout=_STOP_GRACE_S)
+        self._close_pipes(process)
+        if not expected:
+            self._exit_notes.append(f"process {process.pid} exited with {code}")
+        return code
+
+    @staticmethod
+    def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+    def exit_code(self) -> int | None:
+        """The exit status if the server is no longer running, else None."""
+        return None if self._process is None else self._process.poll()
+
+    def post_mortem(self) -> str:
+        code = self.exit_code()
+        state = "running" if code is None else f"exited with status {code}"
+        return f"host server {state}. " + super().post_mortem()
+
+    def stop(self) -> None:
+        process = self._process
+        self.transport.close()
+        if process is None:
+            return
+        self._process = None
+        assert process.stdin is not None
+        try:
+            process.stdin.close()  # end of input: the server exits 0
+        except OSError:
+            pass
+        try:
+            code = process.wait(timeout=_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+            self._close_pipes(process)
+            raise TargetError(
+                f"host server pid {process.pid} did not exit within {_STOP_GRACE_S}s of end "
+                f"of input and was killed. {super().post_mortem()}"
+            ) from None
+        # Let the console pump reach end of file so a sanitizer report is captured whole.
+        self._console_thread.join(timeout=_STOP_GRACE_S)
+        self._close_pipes(process)
+        if code != 0:
+            raise TargetError(
+                f"host server pid {process.pid} exited with status {code} at shutdown "
+                f"(a sanitizer report or a crash). {super().post_mortem()}"
+            )

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every check CI runs: lint, C warnings on host gcc and arm-none-eabi-gcc, the unit and
+# vector tests, and the device suite on the `host` board and again under ASan + UBSan.
+# Extra arguments go to every pytest run (for example -x or -k handshake).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+echo "== ruff"
+"$PYTHON" -m ruff check .
+"$PYTHON" -m ruff format --check .
+
+echo "== C server: -Wall -Wextra -Werror on host gcc and arm-none-eabi-gcc"
+scripts/check_c_warnings.sh
+
+echo "== unit, vector and differential tests + device suite on board host"
+"$PYTHON" -m pytest --board host "$@"
+
+echo "== device suite on board host_asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
+"$PYTHON" -m pytest --board host_asan tests/device "$@"

@@ -1,0 +1,17 @@
+"""Small helpers shared by the device tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.client import Client
+
+
+def device_info(client: Client) -> dict[str, Any]:
+    """rpc.info decoded; asserts it is a JSON object so a garbled reply fails loudly."""
+    raw = client.call("rpc.info")
+    assert isinstance(raw, str), f"rpc.info returned {type(raw).__name__}, not str"
+    info = json.loads(raw)
+    assert isinstance(info, dict)
+    return info

@@ -1,0 +1,87 @@
+"""Resets: a pending call fails fast, a new session works, and the device says it rebooted."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.boards import Board
+from harness.client import Client
+from harness.errors import SessionTerminatedError
+from harness.targets.base import Target
+
+from .helpers import device_info
+
+EXPECTED_CAUSE = {"rpc": "software", "power": "power-on", "hard": "reset-pin"}
+
+
+@pytest.mark.reset_kind("rpc")
+def test_rpc_reset_fails_the_pending_call_within_the_deadline(
+    client: Client, board: Board
+) -> None:
+    before = device_info(client)
+    started = time.monotonic()
+    with pytest.raises(SessionTerminatedError):
+        client.call("rpc.reset", timeout=board.timeouts.reset)
+    assert time.monotonic() - started < board.timeouts.reset
+    with pytest.raises(SessionTerminatedError, match="reconnect"):
+        client.call("rpc.add", 1, 2)  # a reset is never papered over
+    client.reconnect()
+    after = device_info(client)
+    assert after["boot_count"] == before["boot_count"] + 1
+    assert after["boot_id"] != before["boot_id"]
+    assert after["reset_cause"] == "software"
+    assert client.call("rpc.add", 1, 2) == 3
+
+
+def test_reset_when_idle(device: Target, client: Client, reset_kind: str) -> None:
+    before = device_info(client)
+    device.reset(reset_kind)
+    client.reconnect()
+    after = device_info(client)
+    assert after["boot_count"] == before["boot_count"] + 1
+    assert after["boot_id"] != before["boot_id"]
+    assert after["reset_cause"] == EXPECTED_CAUSE[reset_kind]
+    assert client.call("rpc.echo", b"alive") == b"alive"
+
+
+@pytest.mark.reset_kind("power")
+def test_power_reset_during_a_call_fails_it_fast(
+    device: Target, client: Client, board: Board
+) -> None:
+    outcome: list[BaseException | object] = []
+
+    def sleeper() -> None:
+        try:
+            outcome.append(client.call("rpc.sleep_ms", 5000, timeout=board.timeouts.call))
+        except BaseException as exc:  # the assertion below names what happened
+            outcome.append(exc)
+
+    before = device_info(client)
+    caller = threading.Thread(target=sleeper)
+    caller.start()
+    # The device is inside rpc.sleep_ms once its reply to nothing else is pending; the
+    # console line the host server prints on each call is the ready signal.
+    device.console.wait_for("call rpc.sleep_ms", board.timeouts.call)
+    started = time.monotonic()
+    device.reset("power")
+    caller.join(board.timeouts.reset)
+    assert not caller.is_alive(), "the pending call hung after the reset"
+    assert isinstance(outcome[0], SessionTerminatedError), outcome
+    assert time.monotonic() - started < board.timeouts.reset
+    client.reconnect()
+    assert device_info(client)["boot_count"] == before["boot_count"] + 1
+
+
+def test_many_resets_in_a_row(device: Target, client: Client, reset_kind: str) -> None:
+    first = device_info(client)
+    boot_ids = {first["boot_id"]}
+    for _ in range(5):
+        device.reset(reset_kind)
+        client.reconnect()
+        info = device_info(client)
+        boot_ids.add(info["boot_id"])
+    assert info["boot_count"] == first["boot_count"] + 5
+    assert len(boot_ids) == 6, "every boot must have its own boot id"
