@@ -84,7 +84,7 @@ static void server_state_changed(void *ctx, enum rpc_session_state state, uint16
 		break;
 	case RPC_SESSION_NO_SESSION:
 	default:
-		rpc_text_str(&line, "no session");
+		rpc_text_str(&line, "session closed");
 		break;
 	}
 	server_console(server, &line);

@@ -50,7 +50,9 @@ static uint8_t session_take_nonce(struct rpc_session *session)
 
 int rpc_session_start(struct rpc_session *session)
 {
-	session_set_state(session, RPC_SESSION_NO_SESSION, 0);
+	/* A boot, not a state change: no state_changed callback. */
+	session->state = RPC_SESSION_NO_SESSION;
+	session->id = 0;
 	return session_send(session, 0, RPC_SESSION_TERMINATE, NULL, 0);
 }
 
