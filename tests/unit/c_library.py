@@ -128,10 +128,23 @@ def _declare(lib: ctypes.CDLL) -> None:
         function.argtypes = argtypes
 
 
+def _sanitized(directory: Path) -> bool:
+    cache = directory / "CMakeCache.txt"
+    return cache.exists() and "RPC_SANITIZE:BOOL=ON" in cache.read_text(errors="replace")
+
+
 @functools.lru_cache(maxsize=1)
 def load() -> ctypes.CDLL:
     """The test library, built if needed, with every function's signature declared."""
-    lib = ctypes.CDLL(str(ensure_built()))
+    library = ensure_built()
+    if _sanitized(library.parent) and "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        # Loading an ASan library into an uninstrumented Python kills the process silently.
+        raise RuntimeError(
+            f"{library} is built with sanitizers; run Python with "
+            'LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" '
+            "ASAN_OPTIONS=detect_leaks=0"
+        )
+    lib = ctypes.CDLL(str(library))
     _declare(lib)
     return lib
 
