@@ -171,8 +171,8 @@ static const char *type_name(uint32_t type)
 }
 
 /*
- * Size of the value of @p type at @p p, which has @p left bytes. Only for an argument list that
- * parse_args() accepted: no bounds checks here.
+ * Size of the value of @p type at @p p. Only for an argument list that parse_args() accepted:
+ * the lengths were checked there, so there are no bounds checks here.
  */
 static size_t value_size(uint32_t type, const uint8_t *p)
 {
