@@ -156,24 +156,32 @@ class Client:
     def handshake(self, timeout: float | None = None) -> int:
         """Open a new session and return its id.
 
-        Sends StartSessionInit and waits for the reply. If the device announces a boot
-        (TerminateSession) while we wait, it missed our Init, so a fresh one is sent; boards
-        that declare ``handshake_retry_interval`` also get a periodic resend, for devices
-        whose wake-up can be missed (a serial port opened after boot). Both are counted in
-        ``stats.init_sent``.
+        If the device is booting (just started or reset by its target), the boot's wake-up
+        TerminateSession is the ready signal: it is awaited first, so the Init is not sent
+        to a device that cannot hear it yet. A TerminateSession that arrives after the Init
+        means the device rebooted under us, so a fresh Init is sent. Boards that declare
+        ``handshake_retry_interval`` (a serial port opened after boot can miss the wake-up)
+        also resend the Init periodically instead of awaiting the boot. Every Init is
+        counted in ``stats.init_sent`` so a silent retry never goes unseen.
         """
         with self._lock:
             timeout = self.handshake_timeout if timeout is None else timeout
             deadline = time.monotonic() + timeout
             self._handles.clear()
             self.session.reset()
+            wait = _Wait()
+            if (
+                self.device is not None
+                and self.device.boot_pending
+                and not self.handshake_retry_interval
+            ):
+                self._await_boot(deadline, timeout, wait)
             self._send_init()
             next_resend = (
                 time.monotonic() + self.handshake_retry_interval
                 if self.handshake_retry_interval
                 else None
             )
-            wait = _Wait()
             while True:
                 while (event := self._next_event(wait)) is not None:
                     if isinstance(event, SessionEstablished):
@@ -189,13 +197,30 @@ class Client:
                     raise HandshakeTimeoutError(
                         f"no StartSessionReply from {self.transport.description} within "
                         f"{timeout:.2f}s after {self.stats.init_sent} StartSessionInit "
-                        f"message(s); {wait.describe()}; {self._unframer_summary()}"
-                        f"{self._post_mortem()}"
+                        f"message(s) in this client's life; {wait.describe()}; "
+                        f"{self._unframer_summary()}{self._post_mortem()}"
                     )
                 if next_resend is not None and now >= next_resend:
                     self._send_init()
                     next_resend = now + (self.handshake_retry_interval or 0)
                 self._receive(min(deadline - now, _POLL_S), wait)
+
+    def _await_boot(self, deadline: float, timeout: float, wait: _Wait) -> None:
+        """Wait for the wake-up TerminateSession of a booting device (its ready signal)."""
+        while True:
+            while (event := self._next_event(wait)) is not None:
+                if isinstance(event, SessionTerminated):
+                    return
+                if isinstance(event, MessageReceived):
+                    self.stats.stray_replies += 1
+            now = time.monotonic()
+            if now >= deadline:
+                raise HandshakeTimeoutError(
+                    f"{self.transport.description} did not announce its boot (the wake-up "
+                    f"TerminateSession) within {timeout:.2f}s; {wait.describe()}; "
+                    f"{self._unframer_summary()}{self._post_mortem()}"
+                )
+            self._receive(min(deadline - now, _POLL_S), wait)
 
     def reconnect(self, timeout: float | None = None) -> int:
         """Open a new session after a reset or a failed call; returns the new session id."""
@@ -317,6 +342,8 @@ class Client:
                 continue
             if isinstance(event, SessionTerminated):
                 self.stats.terminations += 1
+                if self.device is not None:
+                    self.device.boot_pending = False
                 self._handles.clear()
                 self._unusable_reason = "terminated the session (it rebooted or was reset)"
             return event

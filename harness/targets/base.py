@@ -72,6 +72,10 @@ class Target(abc.ABC):
         self.transport = SwappableTransport(name=board.name)
         self.console = ConsoleLog()
         self._inband_reset: Callable[[], None] | None = None
+        # True from a (re)start until a client sees the boot's wake-up TerminateSession; a
+        # client then waits for that ready signal before its StartSessionInit instead of
+        # racing the boot.
+        self.boot_pending = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -125,6 +129,7 @@ class Target(abc.ABC):
                 )
             self._inband_reset()
             return
+        self.boot_pending = True
         self._physical_reset(kind)
 
     def __enter__(self) -> Target:

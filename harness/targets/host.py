@@ -45,6 +45,7 @@ class HostTarget(Target):
     def start(self) -> None:
         self._exit_notes = []
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.boot_pending = True
         self.transport.replace(self._spawn())
 
     def _spawn(self) -> FdTransport:

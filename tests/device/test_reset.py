@@ -62,9 +62,8 @@ def test_power_reset_during_a_call_fails_it_fast(
     before = device_info(client)
     caller = threading.Thread(target=sleeper)
     caller.start()
-    # The device is inside rpc.sleep_ms once its reply to nothing else is pending; the
-    # console line the host server prints on each call is the ready signal.
-    device.console.wait_for("call rpc.sleep_ms", board.timeouts.call)
+    # The console line the device prints as it starts sleeping is the ready signal.
+    device.console.wait_for("sleep_ms: sleeping", board.timeouts.call)
     started = time.monotonic()
     device.reset("power")
     caller.join(board.timeouts.reset)

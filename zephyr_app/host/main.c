@@ -101,6 +101,8 @@ static void host_sleep_ms(void *ctx, uint32_t ms)
 	struct timespec left = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
 
 	(void)ctx;
+	/* The console line is the ready signal for tests that act while a call is in progress. */
+	console_printf("sleep_ms: sleeping %u ms", (unsigned int)ms);
 	while (nanosleep(&left, &left) != 0 && errno == EINTR) {
 	}
 }

@@ -20,10 +20,11 @@
 #define RPC_PACKET_HEADER_LEN 12
 
 /*
- * Largest rpc.echo argument: session header, RPC header, argument count, one type code and the
- * bytes length (docs/protocol.md section 3.4).
+ * Largest rpc.echo argument (docs/protocol.md section 3.4). The request is the larger of the two
+ * messages: session header 3, RPC header 12, function handle 8, argument count 4, one type code 4
+ * and the bytes length 8.
  */
-#define RPC_SERVER_MAX_PAYLOAD (RPC_SERVER_MAX_PACKET - 31)
+#define RPC_SERVER_MAX_PAYLOAD (RPC_SERVER_MAX_PACKET - 39)
 
 #if RPC_SERVER_MAX_PACKET < 64
 #error "RPC_SERVER_MAX_PACKET must be at least 64: exceptions and rpc.info need room"
