@@ -120,10 +120,12 @@ class Unframer:
     """Sans-IO receiver: feed it bytes in any chunking, get every valid payload in order.
 
     Positions are indexes into ``self._buf``; the consumed prefix is cut off once per ``feed``,
-    so the buffer never holds more than the current pending packet. While a field is scanned,
-    ``_drops`` collects the raw ranges (relative to the field start) that unescaping removes:
-    one byte per escaped FF (the run of FF bytes itself supplies the kept ones) and both bytes
-    of a no-op. The data is then a single ``join`` of the kept slices, with no second scan.
+    so the buffer never holds more than the current pending packet. Phases: ``_HUNT`` (between
+    packets), ``_WAIT`` (a simple packet parked by the fast path until ``_need`` bytes are
+    buffered) and ``_LENGTH``/``_PAYLOAD``/``_CRC`` (the token-level scan). While the token
+    scan reads a field, ``_drops`` collects the raw ranges (relative to the field start) that
+    unescaping removes: one byte per escaped FF (the run of FF bytes itself supplies the kept
+    ones) and both bytes of a no-op, so the data is one ``join`` of the kept slices.
     """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -139,7 +141,7 @@ class Unframer:
         self._pos = 0  # next unexamined byte; always on a token boundary inside a packet
         self._packet = 0  # index of the FF of the current packet's FF FD
         self._need = 0  # in _WAIT: buffer size at which the fast path is worth retrying
-        self._watch = 0  # in _WAIT: where the watch for an interrupting FF FD resumes
+        self._watch = 0  # in _WAIT: token boundary up to which the bytes are known simple
         self._field = 0  # index where the current field's raw bytes start
         self._remaining = 0  # data bytes the current field still needs
         self._drops: list[int] = []  # flat (start, end) pairs, relative to _field
@@ -168,16 +170,18 @@ class Unframer:
                 if len(buf) >= self._need:
                     start = self._fast(start, out)
                     if start < 0:
-                        continue  # the state is _HUNT or _WAIT again: look once more
+                        if self._phase == _HUNT:
+                            break  # nothing left: _fast hunts to the end of the buffer
+                        continue  # another packet is parked: check its buffered bytes now
                 elif self._still_simple():
                     break
                 self._start_packet(start)
             elif phase == _HUNT:
                 start = self._fast(self._pos, out)
                 if start < 0:
-                    if self._phase == _WAIT:
-                        continue  # check the parked packet's buffered bytes at once
-                    break
+                    if self._phase == _HUNT:
+                        break
+                    continue  # a packet is parked: check its buffered bytes now
                 self._start_packet(start)
             result = self._scan()
             if result == _DONE:
@@ -213,17 +217,17 @@ class Unframer:
         ``_WAIT`` (a simple packet is incomplete; it waits for the number of buffered bytes it
         needs at least, so a long packet arriving in small pieces is not rescanned on every
         feed). Otherwise returns the start of a packet that is not simple (an FF in the length
-        or CRC field, a no-op, an FD or invalid escape, a too-long length, an FF in the few
-        bytes by which the escapes push the payload's end), which the token-level scan then
-        takes from its start. Everything here is in locals and one loop, because per-packet
+        or CRC field, a no-op, an FD or invalid escape, a too-long length), which the
+        token-level scan then takes from its start. Everything here is in locals and one loop, because per-packet
         interpreter overhead is what this path is made of.
 
         Nothing walks the bytes in Python. If every FF of the payload is in an aligned
         ``FF FF`` pair, the raw end is ``first + length + pairs``: splitting the nominal
-        ``length`` bytes on FF (one C pass) counts the pairs there, and the few bytes they push
-        the end by are checked to hold no FF. The FF bytes pair up exactly when the count is
-        even and the part between the two FF of each pair is empty; the payload is then the
-        even parts joined by FF.
+        ``length`` bytes on FF (one C pass) counts the FF bytes there, and the few bytes they
+        push the end by are split and counted the same way until the end stops moving. The
+        payload is then the even parts joined by FF, and it has exactly ``length`` bytes if and
+        only if every part between the two FF of a pair is empty, i.e. every FF was an escaped
+        data byte.
         """
         buf = self._buf
         find = buf.find
@@ -262,11 +266,9 @@ class Unframer:
                 if end + 2 > size:
                     self._wait(start, end + 2)
                     return -1
-                if find(255, first, end) < 0:
-                    parts = None
-                else:
-                    parts = bytes(view[first:end]).split(b"\xff")
-                    count = len(parts) - 1
+                parts = bytes(view[first:end]).split(b"\xff")
+                count = len(parts) - 1
+                if count:
                     grown = end + ((count + 1) >> 1)
                     while grown != end:  # the pairs push the end; the new bytes may hold more
                         if grown + 2 > size:
@@ -279,11 +281,16 @@ class Unframer:
                             count += len(more) - 1
                         end = grown
                         grown = first + length + ((count + 1) >> 1)
-                    # All FF bytes pair up in order exactly when the count is even and the part
-                    # between the two FF of each pair is empty. Anything else (a no-op, an FD,
-                    # an invalid escape) is for the token-level scan.
-                    if count & 1 or any(parts[1::2]):
+                    if count & 1:
                         return start
+                    payload = b"\xff".join(parts[::2])
+                    # The raw end assumed that every FF is in a pair; if one is not (a no-op,
+                    # an FD, an invalid escape), the part between the two FF of some "pair" is
+                    # not empty, its bytes are missing from the join, and the length is short.
+                    if len(payload) != length:
+                        return start
+                else:
+                    payload = parts[0]
                 crc_low = buf[end]
                 crc_high = buf[end + 1]
                 if crc_low == 255 or crc_high == 255:
@@ -291,11 +298,8 @@ class Unframer:
                 pos = end + 2
                 if _crc_hqx(view[start:end], CRC16_INIT) != crc_low | crc_high << 8:
                     bad_crc += 1
-                elif parts is None:
-                    append(bytes(view[first:end]))
-                    delivered += 1
                 else:
-                    append(b"\xff".join(parts[::2]))
+                    append(payload)
                     delivered += 1
         finally:
             stats.skipped_bytes = skipped
