@@ -218,8 +218,8 @@ class Unframer:
         needs at least, so a long packet arriving in small pieces is not rescanned on every
         feed). Otherwise returns the start of a packet that is not simple (an FF in the length
         or CRC field, a no-op, an FD or invalid escape, a too-long length), which the
-        token-level scan then takes from its start. Everything here is in locals and one loop, because per-packet
-        interpreter overhead is what this path is made of.
+        token-level scan then takes from its start. Everything here is in locals and one loop,
+        because per-packet interpreter overhead is what this path is made of.
 
         Nothing walks the bytes in Python. If every FF of the payload is in an aligned
         ``FF FF`` pair, the raw end is ``first + length + pairs``: splitting the nominal

@@ -34,12 +34,13 @@ UINT64_MAX = (1 << 64) - 1
 
 
 def max_echo_payload(max_packet: int) -> int:
-    """The largest ``rpc.echo`` argument whose reply fits a ``max_packet``-byte frame payload.
+    """The largest ``rpc.echo`` argument whose request fits a ``max_packet``-byte frame payload.
 
-    This is the figure docs/protocol.md 3.4 gives (``max_packet - 31``). Note that the request
-    carrying that argument is ``ECHO_REQUEST_OVERHEAD`` (39) bytes longer than the argument.
+    The request is the larger of the two messages (it also carries the u64 handle), so it sets
+    the limit: ``max_packet - 39`` (docs/protocol.md 3.4). A larger request would be dropped by
+    the device as ``too_long``, never answered.
     """
-    return max_packet - ECHO_REPLY_OVERHEAD
+    return max_packet - ECHO_REQUEST_OVERHEAD
 
 
 class RpcCode(enum.IntEnum):

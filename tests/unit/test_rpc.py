@@ -109,12 +109,13 @@ def test_return_of_handle_and_exception_layout() -> None:
 
 
 def test_max_echo_payload() -> None:
-    assert rpc.max_echo_payload(2048) == 2017
-    # The reply to rpc.echo of that many bytes fills the frame payload exactly.
-    reply = encode_return(bytes(2017))
-    assert rpc.SESSION_HEADER_SIZE + len(reply) == 2048
-    request = encode_call(1, [bytes(2017)])
-    assert rpc.SESSION_HEADER_SIZE + len(request) == 2017 + rpc.ECHO_REQUEST_OVERHEAD
+    assert rpc.max_echo_payload(2048) == 2009
+    # The request for rpc.echo of that many bytes fills the frame payload exactly; its reply
+    # is 8 bytes smaller (no handle).
+    request = encode_call(1, [bytes(2009)])
+    assert rpc.SESSION_HEADER_SIZE + len(request) == 2048
+    reply = encode_return(bytes(2009))
+    assert rpc.SESSION_HEADER_SIZE + len(reply) + 8 == 2048
 
 
 # --- decoding replies --------------------------------------------------------------------------
