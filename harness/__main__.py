@@ -1,6 +1,6 @@
 """``python -m harness``: command-line entry points.
 
-    python -m harness info [--board NAME]     build, boot, handshake, print rpc.info
+python -m harness info [--board NAME]     build, boot, handshake, print rpc.info
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
         list: "a list",
     }
     if isinstance(expected, tuple):
-        return "a number" if set(expected) == {int, float} else " or ".join(map(_type_name, expected))
+        return (
+            "a number" if set(expected) == {int, float} else " or ".join(map(_type_name, expected))
+        )
     return names.get(expected, expected.__name__)
 
 
@@ -128,8 +130,7 @@ def _check_value(path: Path, dotted: str, node: yaml.Node, value: Any, expected:
     )
     if not ok:
         raise ConfigError(
-            f"{_where(path, node)}: field {dotted!r} must be {_type_name(expected)}, "
-            f"got {value!r}"
+            f"{_where(path, node)}: field {dotted!r} must be {_type_name(expected)}, got {value!r}"
         )
 
 

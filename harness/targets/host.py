@@ -7,6 +7,7 @@ is involved. Its stderr plays the part of the console UART.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,8 +87,11 @@ class HostTarget(Target):
 
     def _pump_console(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
-        for raw in iter(process.stderr.readline, b""):
-            self.console.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+        try:
+            for raw in iter(process.stderr.readline, b""):
+                self.console.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+        except (OSError, ValueError):
+            return  # the pipe was closed under us: the process is gone
 
     def _physical_reset(self, kind: str) -> None:
         if kind != "power":
@@ -105,6 +109,8 @@ class HostTarget(Target):
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         code = process.wait(timeout=_STOP_GRACE_S)
+        # The console pump reads until end of file; let it finish before closing its pipe.
+        self._console_thread.join(timeout=_STOP_GRACE_S)
         self._close_pipes(process)
         if not expected:
             self._exit_notes.append(f"process {process.pid} exited with {code}")
@@ -114,10 +120,8 @@ class HostTarget(Target):
     def _close_pipes(process: subprocess.Popen[bytes]) -> None:
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:
-                try:
+                with contextlib.suppress(OSError):
                     pipe.close()
-                except OSError:
-                    pass
 
     def exit_code(self) -> int | None:
         """The exit status if the server is no longer running, else None."""
@@ -135,10 +139,8 @@ class HostTarget(Target):
             return
         self._process = None
         assert process.stdin is not None
-        try:
+        with contextlib.suppress(OSError):
             process.stdin.close()  # end of input: the server exits 0
-        except OSError:
-            pass
         try:
             code = process.wait(timeout=_STOP_GRACE_S)
         except subprocess.TimeoutExpired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -83,7 +84,5 @@ class FdTransport(Transport):
         self._closed = True
         if self._owns_fds:
             for fd in {self._read_fd, self._write_fd}:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass

@@ -8,7 +8,7 @@ import pytest
 
 from harness.boards import Board
 from harness.client import Client, UnknownFunctionError
-from harness.errors import FramingError, RemoteError
+from harness.errors import CallTimeoutError, FramingError, RemoteError, SessionStateError
 from harness.protocol.crc import crc16
 from harness.protocol.rpc import max_echo_payload
 
@@ -101,7 +101,7 @@ def test_fail_raises_with_the_device_message(client: Client) -> None:
 
 
 def test_unknown_function(client: Client) -> None:
-    with pytest.raises(UnknownFunctionError, match="no_such.function"):
+    with pytest.raises(UnknownFunctionError, match=r"no_such\.function"):
         client.call("no_such.function")
     assert client.call("rpc.add", 1, 2) == 3
 
@@ -125,3 +125,16 @@ def test_wrong_arguments_are_remote_errors(client: Client, name: str, args: tupl
         client.call(name, *args)
     assert caught.value.remote_message, "the message must say what was wrong"
     assert client.call("rpc.echo", b"ok") == b"ok"
+
+
+def test_call_timeout_then_reconnect_never_delivers_the_late_reply(client: Client) -> None:
+    with pytest.raises(CallTimeoutError, match=r"reply to rpc\.sleep_ms"):
+        client.call("rpc.sleep_ms", 600, timeout=0.2)
+    with pytest.raises(SessionStateError, match="timed out"):
+        client.call("rpc.add", 1, 2)
+    # The device answers the sleep in the old session once it wakes; that reply must be
+    # dropped by session id, never taken as the answer to the calls below.
+    client.reconnect()
+    assert client.call("rpc.echo", b"fresh") == b"fresh"
+    assert client.call("rpc.add", 4, 5) == 9
+    assert client.stats.ignored_messages >= 1, "the late reply should have been seen and ignored"

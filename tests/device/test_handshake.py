@@ -73,9 +73,7 @@ def test_text_noise_before_the_first_packet_is_ignored(device: Target, board) ->
 
 def test_corrupt_frame_then_good_frame_serves_the_good_one(client: Client) -> None:
     assert client.session_id is not None
-    request = encode_message(
-        client.session_id, MessageType.NORMAL, rpc.encode_call(2, [40, 2])
-    )
+    request = encode_message(client.session_id, MessageType.NORMAL, rpc.encode_call(2, [40, 2]))
     corrupt = bytearray(encode_packet(request))
     corrupt[-1] ^= 0x5A  # break the CRC
     client.send_raw(bytes(corrupt))

@@ -18,9 +18,7 @@ EXPECTED_CAUSE = {"rpc": "software", "power": "power-on", "hard": "reset-pin"}
 
 
 @pytest.mark.reset_kind("rpc")
-def test_rpc_reset_fails_the_pending_call_within_the_deadline(
-    client: Client, board: Board
-) -> None:
+def test_rpc_reset_fails_the_pending_call_within_the_deadline(client: Client, board: Board) -> None:
     before = device_info(client)
     started = time.monotonic()
     with pytest.raises(SessionTerminatedError):

@@ -34,15 +34,33 @@ def test_unknown_board_lists_the_known_ones(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("boards:\n  a:\n    kind: host\n    timeout: 3\n", r"boards.yaml:4: unknown field 'boards.a.timeout'"),
-        ("boards:\n  a:\n    description: x\n", r"boards.yaml:3: 'boards.a' is missing field 'kind'"),
-        ("boards:\n  a:\n    kind: host\n    max_packet: big\n", r"boards.yaml:4: field 'boards.a.max_packet' must be an integer"),
+        (
+            "boards:\n  a:\n    kind: host\n    timeout: 3\n",
+            r"boards.yaml:4: unknown field 'boards.a.timeout'",
+        ),
+        (
+            "boards:\n  a:\n    description: x\n",
+            r"boards.yaml:3: 'boards.a' is missing field 'kind'",
+        ),
+        (
+            "boards:\n  a:\n    kind: host\n    max_packet: big\n",
+            r"boards.yaml:4: field 'boards.a.max_packet' must be an integer",
+        ),
         ("boards:\n  a:\n    kind: toaster\n", r"boards.yaml:3: board 'a': kind must be one of"),
-        ("boards:\n  a:\n    kind: host\n    reset_kinds: [rpc, kick]\n", r"reset_kinds entry 'kick'"),
+        (
+            "boards:\n  a:\n    kind: host\n    reset_kinds: [rpc, kick]\n",
+            r"reset_kinds entry 'kick'",
+        ),
         ("boards:\n  a:\n    kind: host\n    timeouts: {boot: 0}\n", r"timeouts.boot must be > 0"),
-        ("boards:\n  a:\n    kind: host\n    timeouts: {boot: yes}\n", r"'boards.a.timeouts.boot' must be a number"),
+        (
+            "boards:\n  a:\n    kind: host\n    timeouts: {boot: yes}\n",
+            r"'boards.a.timeouts.boot' must be a number",
+        ),
         ("boards:\n  a:\n    kind: qemu\n", r"needs a 'qemu' section"),
-        ("boards:\n  a:\n    kind: qemu\n    qemu: {cpu: x}\n", r"'boards.a.qemu' is missing field 'machine'"),
+        (
+            "boards:\n  a:\n    kind: qemu\n    qemu: {cpu: x}\n",
+            r"'boards.a.qemu' is missing field 'machine'",
+        ),
         ("boards:\n  a: [1, 2]\n", r"boards.yaml:2: board 'a' must be a mapping"),
         ("bords:\n  a: {kind: host}\n", r"missing the 'boards' mapping"),
         ("boards:\n  a: {kind: host\n", r"not valid YAML"),

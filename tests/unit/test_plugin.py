@@ -15,9 +15,7 @@ def test_unknown_board_is_a_usage_error_before_any_test(pytester: pytest.Pyteste
 def test_broken_boards_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     boards = pytester.makefile(".yaml", boards="boards:\n  x:\n    kind: host\n    bogus: 1\n")
     pytester.makepyfile("def test_never(): raise AssertionError('must not run')")
-    result = pytester.runpytest_subprocess(
-        "--boards-file", str(boards), "--board", "x"
-    )
+    result = pytester.runpytest_subprocess("--boards-file", str(boards), "--board", "x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*boards.yaml:4: unknown field 'boards.x.bogus'*"])
 
@@ -36,9 +34,7 @@ def test_reset_kind_is_parametrized_from_the_board(pytester: pytest.Pytester) ->
             raise AssertionError("must be skipped")
         """
     )
-    result = pytester.runpytest_subprocess(
-        "--boards-file", str(boards), "--board", "x", "-v"
-    )
+    result = pytester.runpytest_subprocess("--boards-file", str(boards), "--board", "x", "-v")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*test_kind?rpc?*PASSED*", "*test_kind?power?*PASSED*"])
     result.stdout.fnmatch_lines(["*board: x (kind host; reset kinds rpc, power)*"])
