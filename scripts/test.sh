@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every check CI runs: lint, C warnings on host gcc and arm-none-eabi-gcc, the unit and
-# vector tests, and the device suite on the `host` board and again under ASan + UBSan.
+# vector tests, the device suite on the `host` board and again under ASan + UBSan, and the C
+# vector and differential tests against the sanitized C library.
 # Extra arguments go to every pytest run (for example -x or -k handshake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,9 @@ echo "== unit, vector and differential tests + device suite on board host"
 
 echo "== device suite on board host_asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
 "$PYTHON" -m pytest --board host_asan tests/device "$@"
+
+echo "== C vectors and differential fuzzing against the sanitized C library"
+RPC_C_BUILD_DIR=build/host_asan \
+LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
+ASAN_OPTIONS=detect_leaks=0 \
+    "$PYTHON" -m pytest tests/unit/test_c_vectors.py tests/unit/test_differential.py "$@"
