@@ -49,14 +49,26 @@ def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def run_logged(command: list[str], log: Path, *, cwd: Path | None = None, what: str) -> None:
+def run_logged(
+    command: list[str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    what: str,
+) -> None:
     """Run ``command`` appending its output to ``log``; raise BuildError with the log's tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         sink.write(f"\n$ {' '.join(command)}\n".encode())
         sink.flush()
         result = subprocess.run(
-            command, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     if result.returncode != 0:
         raise BuildError(

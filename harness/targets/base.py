@@ -8,58 +8,13 @@ kinds; the protocol (handshake, calls) stays in the client, which only sees byte
 from __future__ import annotations
 
 import abc
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.boards import Board
+from harness.console import Console
 from harness.errors import ConfigError
 from harness.transport.swappable import SwappableTransport
-
-
-class ConsoleLog:
-    """Lines the device printed on its console, with arrival times, kept for the report."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[tuple[float, str]] = []
-        self._new_line = threading.Condition(self._lock)
-
-    def append(self, line: str) -> None:
-        with self._lock:
-            self._lines.append((time.monotonic(), line))
-            self._new_line.notify_all()
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return [line for _, line in self._lines]
-
-    def text(self) -> str:
-        return "\n".join(self.lines())
-
-    def wait_for(self, needle: str, timeout: float, *, start: int = 0) -> str:
-        """Block until a line at index >= ``start`` contains ``needle``; return it, or raise."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                for _, line in self._lines[start:]:
-                    if needle in line:
-                        return line
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    from harness.errors import TargetError
-
-                    tail = "\n".join(line for _, line in self._lines[-10:]) or "(nothing)"
-                    raise TargetError(
-                        f"console line containing {needle!r} not seen within {timeout:.1f}s; "
-                        f"last lines:\n{tail}"
-                    )
-                self._new_line.wait(remaining)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._lines)
 
 
 class Target(abc.ABC):
@@ -70,7 +25,9 @@ class Target(abc.ABC):
         self.build_root = build_root
         self.work_dir = work_dir
         self.transport = SwappableTransport(name=board.name)
-        self.console = ConsoleLog()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        # Everything the device prints on its console, kept in the test's folder as well.
+        self.console = Console(work_dir / "console.log")
         self._inband_reset: Callable[[], None] | None = None
         # True from a (re)start until a client sees the boot's wake-up TerminateSession; a
         # client then waits for that ready signal before its StartSessionInit instead of

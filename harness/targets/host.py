@@ -87,9 +87,10 @@ class HostTarget(Target):
 
     def _pump_console(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
+        fd = process.stderr.fileno()
         try:
-            for raw in iter(process.stderr.readline, b""):
-                self.console.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+            while chunk := os.read(fd, 4096):
+                self.console.feed(chunk)
         except (OSError, ValueError):
             return  # the pipe was closed under us: the process is gone
 
@@ -98,6 +99,8 @@ class HostTarget(Target):
             raise ConfigError(f"the host target cannot do a {kind!r} reset (only rpc and power)")
         old_transport = self.transport.replace(None)
         self._kill(expected=True)
+        # Power loss forgets everything a real board keeps in RAM: the boot count with it.
+        self.boot_count_file.unlink(missing_ok=True)
         if old_transport is not None:
             old_transport.close()
         self.transport.replace(self._spawn())

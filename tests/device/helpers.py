@@ -15,3 +15,17 @@ def device_info(client: Client) -> dict[str, Any]:
     info = json.loads(raw)
     assert isinstance(info, dict)
     return info
+
+
+# What the device must report after each reset kind (docs/reset-semantics.md): the
+# reset cause, and whether the boot count survives (power loss clears it to 1).
+EXPECTED_CAUSE = {
+    "rpc": "software",
+    "power": "power-on",
+    "hard": "reset-pin",
+    "fatal": "fatal-error",
+}
+
+
+def expected_boot_count(kind: str, before: int) -> int:
+    return 1 if kind == "power" else before + 1

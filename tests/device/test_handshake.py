@@ -24,6 +24,11 @@ def test_boot_announces_itself_with_a_log_line(client: Client) -> None:
     assert any("boot" in line for line in client.logs), client.logs
 
 
+def test_console_shows_the_boot_line(device: Target, client: Client, board) -> None:
+    device.console.expect(rf"boot: firmware \S+ board {board.name} reset-cause power-on")
+    assert "session established" in device.console.text()
+
+
 def test_repeated_handshakes_each_open_a_new_working_session(client: Client) -> None:
     boot_id = device_info(client)["boot_id"]
     seen = {client.session_id}
