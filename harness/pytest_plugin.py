@@ -17,6 +17,7 @@ from harness.client import Client
 from harness.connect import DEFAULT_BOARDS_FILE, DEFAULT_BUILD_ROOT
 from harness.errors import ConfigError
 from harness.targets.base import Target, make_target
+from harness.zephyr import find_zephyr_base, has_zephyr
 
 _BOARDS_KEY = pytest.StashKey[BoardsFile]()
 _BOARD_KEY = pytest.StashKey[Board]()
@@ -34,6 +35,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         type=Path,
         help=f"boards file (default: {DEFAULT_BOARDS_FILE.name} in the project root)",
+    )
+    group.addoption(
+        "--zephyr-base",
+        default=None,
+        type=Path,
+        help="Zephyr tree for QEMU and hardware boards (default: ZEPHYR_BASE, the west "
+        "workspace, or ~/zephyrproject/zephyr)",
     )
     group.addoption(
         "--build-dir",
@@ -95,14 +103,29 @@ def build_root(pytestconfig: pytest.Config) -> Path:
     return Path(pytestconfig.getoption("--build-dir") or DEFAULT_BUILD_ROOT)
 
 
+@pytest.fixture(scope="session")
+def zephyr_base(pytestconfig: pytest.Config, board: Board) -> Path | None:
+    """The Zephyr tree for boards built with Zephyr; skips their tests where there is none."""
+    if board.kind == "host":
+        return None
+    explicit = pytestconfig.getoption("--zephyr-base")
+    reason = has_zephyr(explicit)
+    if reason is not None:
+        pytest.skip(f"board {board.name} needs Zephyr: {reason}")
+    return find_zephyr_base(explicit)
+
+
 @pytest.fixture
-def device(board: Board, build_root: Path, tmp_path: Path) -> Iterator[Target]:
+def device(
+    board: Board, build_root: Path, tmp_path: Path, zephyr_base: Path | None
+) -> Iterator[Target]:
     """The started target for --board, fresh for each test; ``device.reset(kind)`` resets it.
 
     Stopping it raises if the device died badly (a sanitizer report), which fails the test
     in its teardown rather than letting the report go unread.
     """
     target = make_target(board, build_root=build_root, work_dir=tmp_path / "device")
+    target.zephyr_base = zephyr_base
     target.build()
     target.start()
     try:

@@ -128,15 +128,34 @@ def _require(tool: str, package: str) -> None:
         )
 
 
+_built_this_process: dict[tuple[str, Path], ZephyrArtifacts] = {}
+
+
 def build_zephyr(
-    board: Board, build_root: Path, *, zephyr_base: Path | str | None = None
+    board: Board,
+    build_root: Path,
+    *,
+    zephyr_base: Path | str | None = None,
+    force: bool = False,
 ) -> ZephyrArtifacts:
     """Build zephyr_app/ for ``board`` into ``build_root/<board>``; incremental.
 
     The first build configures with ``west build --cmake-only`` inside a west workspace, or
     plain CMake elsewhere; every build then runs Ninja directly, so a build with nothing
-    changed costs a Ninja no-op rather than a west start-up.
+    changed costs a Ninja no-op rather than a west start-up. Within one process (a test
+    session starts a fresh device per test) the result is remembered.
     """
+    key = (board.name, build_root.resolve())
+    if not force and key in _built_this_process:
+        return _built_this_process[key]
+    artifacts = _build_zephyr(board, build_root, zephyr_base)
+    _built_this_process[key] = artifacts
+    return artifacts
+
+
+def _build_zephyr(
+    board: Board, build_root: Path, zephyr_base: Path | str | None
+) -> ZephyrArtifacts:
     if not board.zephyr_board:
         raise ConfigError(f"board {board.name!r} has no zephyr_board ({board.source})")
     base = find_zephyr_base(zephyr_base)

@@ -29,6 +29,8 @@ class Target(abc.ABC):
         # Everything the device prints on its console, kept in the test's folder as well.
         self.console = Console(work_dir / "console.log")
         self._inband_reset: Callable[[], None] | None = None
+        # Where Zephyr-built targets find Zephyr (None: the usual search, see harness.zephyr).
+        self.zephyr_base: Path | None = None
         # True from a (re)start until a client sees the boot's wake-up TerminateSession; a
         # client then waits for that ready signal before its StartSessionInit instead of
         # racing the boot.
@@ -104,7 +106,11 @@ def make_target(board: Board, *, build_root: Path, work_dir: Path) -> Target:
         from harness.targets.host import HostTarget
 
         return HostTarget(board, build_root=build_root, work_dir=work_dir)
+    if board.kind == "qemu":
+        from harness.targets.qemu import QemuTarget
+
+        return QemuTarget(board, build_root=build_root, work_dir=work_dir)
     raise ConfigError(
         f"board {board.name!r} has kind {board.kind!r}, which this version of the harness "
-        "cannot start yet (supported: host)"
+        "cannot start yet (supported: host, qemu)"
     )
