@@ -179,6 +179,23 @@ static void hex64(char out[17], uint64_t value)
 	out[16] = '\0';
 }
 
+/* Put received bytes into the ring buffer, counting what does not fit. ISR or IRQs locked. */
+static void rx_store(const uint8_t *data, uint32_t len)
+{
+	uint32_t put = ring_buf_put(&rx_ring, data, len);
+	uint32_t used;
+
+	rx_stats.bytes += len;
+	if (put < len) {
+		rx_stats.overflow_bytes += len - put;
+		rx_stats.overflow_events++;
+	}
+	used = CONFIG_RPC_RX_RING_SIZE - ring_buf_space_get(&rx_ring);
+	if (used > rx_stats.ring_peak) {
+		rx_stats.ring_peak = used;
+	}
+}
+
 /*
  * UART interrupt: move every received byte into the ring buffer. Nothing here waits, so the
  * receive interrupt is never held off for longer than one run of this function. A full ring
@@ -188,7 +205,6 @@ static void rpc_uart_isr(const struct device *dev, void *user_data)
 {
 	uint8_t buf[16];
 	bool received = false;
-	uint32_t used;
 
 	ARG_UNUSED(user_data);
 	if (!uart_irq_update(dev)) {
@@ -196,22 +212,12 @@ static void rpc_uart_isr(const struct device *dev, void *user_data)
 	}
 	while (uart_irq_rx_ready(dev)) {
 		int n = uart_fifo_read(dev, buf, sizeof(buf));
-		uint32_t put;
 
 		if (n <= 0) {
 			break;
 		}
-		put = ring_buf_put(&rx_ring, buf, (uint32_t)n);
-		rx_stats.bytes += (uint32_t)n;
-		if (put < (uint32_t)n) {
-			rx_stats.overflow_bytes += (uint32_t)n - put;
-			rx_stats.overflow_events++;
-		}
+		rx_store(buf, (uint32_t)n);
 		received = true;
-	}
-	used = CONFIG_RPC_RX_RING_SIZE - ring_buf_space_get(&rx_ring);
-	if (used > rx_stats.ring_peak) {
-		rx_stats.ring_peak = used;
 	}
 	if (received) {
 		k_sem_give(&rx_sem);
@@ -388,6 +394,10 @@ static void report_overflow(struct app *a)
 
 static int rpc_uart_start(struct app *a)
 {
+	unsigned int key;
+	unsigned int waiting = 0;
+	unsigned char byte;
+
 	if (!device_is_ready(a->uart)) {
 		printk("rpc: uart %s is not ready\n", a->uart->name);
 		return -1;
@@ -397,6 +407,22 @@ static int rpc_uart_start(struct app *a)
 	uart_irq_callback_user_data_set(a->uart, rpc_uart_isr, a);
 	a->rx_enabled = true;
 	uart_irq_rx_enable(a->uart);
+
+	/*
+	 * A byte that arrived before the receive interrupt was enabled raises no interrupt on the
+	 * CMSDK UART (mps2_an385), which signals reception as an event, and it blocks reception
+	 * until it is read: a host that spoke first would never be heard. Take such bytes now;
+	 * with interrupts locked, so that the ISR does not read the UART at the same time.
+	 */
+	key = irq_lock();
+	while (uart_poll_in(a->uart, &byte) == 0) {
+		rx_store(&byte, 1);
+		waiting++;
+	}
+	irq_unlock(key);
+	if (waiting > 0) {
+		k_sem_give(&rx_sem);
+	}
 	return 0;
 }
 
