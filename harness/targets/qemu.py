@@ -195,7 +195,7 @@ class QemuTarget(Target):
         assert self._qmp is not None
         wanted = {"rpc"} | ({"console"} if self._console_socket is not None else set())
         while True:
-            chardevs = self._qmp.cmd("query-chardev")["return"]
+            chardevs = self._qmp.cmd("query-chardev")
             pending = {
                 entry["label"]
                 for entry in chardevs
