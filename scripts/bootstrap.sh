@@ -2,23 +2,29 @@
 # Set up everything the harness needs on a Debian/Ubuntu machine, then run the main job:
 # build the host server, boot it, handshake and print what the device says about itself.
 #
-#   scripts/bootstrap.sh            install + main job
-#   scripts/bootstrap.sh --no-run   install only (what .ci/run uses)
+#   scripts/bootstrap.sh              install + main job
+#   scripts/bootstrap.sh --no-run     install only (what .ci/run uses)
+#   scripts/bootstrap.sh --zephyr     also make a Zephyr 2.5.0 workspace at ~/zephyrproject
+#                                     (west init + west update; needs network), unless one
+#                                     is found already (ZEPHYR_BASE or ~/zephyrproject)
 #
 # Needs root or sudo for apt. Safe to run again: every step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 run_main_job=1
+want_zephyr=0
 for arg in "$@"; do
     case "$arg" in
         --no-run) run_main_job=0 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        --zephyr) want_zephyr=1 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "bootstrap.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
 
-APT_PACKAGES=(cmake ninja-build gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi)
+APT_PACKAGES=(cmake ninja-build gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
+              qemu-system-arm device-tree-compiler git)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -35,6 +41,22 @@ fi
 PYTHON="${PYTHON:-python3}"
 echo "bootstrap: installing the harness and its Python dependencies with $PYTHON -m pip"
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Zephyr: use the workspace there is; make one the ordinary way only when asked.
+zephyr_base="${ZEPHYR_BASE:-$HOME/zephyrproject/zephyr}"
+if [ ! -f "$zephyr_base/VERSION" ] && ((want_zephyr)); then
+    echo "bootstrap: creating a Zephyr v2.5.0 workspace at ~/zephyrproject (west init + update)"
+    "$PYTHON" -m pip install -q --disable-pip-version-check west
+    west init -m https://github.com/zephyrproject-rtos/zephyr --mr v2.5.0 "$HOME/zephyrproject"
+    (cd "$HOME/zephyrproject" && west update)
+    zephyr_base="$HOME/zephyrproject/zephyr"
+fi
+if [ -f "$zephyr_base/scripts/requirements-base.txt" ]; then
+    echo "bootstrap: Zephyr found at $zephyr_base; installing its Python requirements"
+    "$PYTHON" -m pip install -q --disable-pip-version-check -r "$zephyr_base/scripts/requirements-base.txt"
+else
+    echo "bootstrap: no Zephyr workspace (QEMU board tests will skip); use --zephyr to make one"
+fi
 
 if ((run_main_job)); then
     echo "bootstrap: main job: build the host board, boot it, handshake, call rpc.info"

@@ -25,3 +25,12 @@ RPC_C_BUILD_DIR=build/host_asan \
 LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS=detect_leaks=0 \
     "$PYTHON" -m pytest tests/unit/test_c_vectors.py tests/unit/test_differential.py "$@"
+
+if "$PYTHON" -c "import sys; from harness.zephyr import has_zephyr; sys.exit(has_zephyr() is not None)"; then
+    for board in qemu_cortex_m3 mps2_an385; do
+        echo "== device suite on board $board (Zephyr in QEMU)"
+        "$PYTHON" -m pytest --board "$board" tests/device "$@"
+    done
+else
+    echo "== QEMU boards skipped: $("$PYTHON" -c "from harness.zephyr import has_zephyr; print(has_zephyr())")"
+fi
