@@ -241,9 +241,8 @@ static void reboot_now(void)
 {
 	/*
 	 * On the lm3s6965 (Zephyr 2.5) a reboot is a jump to __reset: the UART keeps its interrupt
-	 * mask and the NVIC keeps its enables, and a byte arriving before main() has installed the
-	 * callback again would raise an interrupt that nothing clears. Mask the receive interrupt
-	 * first; main() enables it again.
+	 * mask and the NVIC keeps its enables. Mask the receive interrupt so that no byte can
+	 * interrupt the next boot before rpc_uart_early_init() has installed the callback again.
 	 */
 	if (app.rx_enabled) {
 		uart_irq_rx_disable(app.uart);
@@ -392,15 +391,25 @@ static void report_overflow(struct app *a)
 	(void)rpc_server_log(&a->server, text, (size_t)len);
 }
 
-static int rpc_uart_start(struct app *a)
+/*
+ * Take over the RPC UART's receive interrupt as early as possible: at PRE_KERNEL_2, right after
+ * the UART driver's init and before interrupts are first enabled (when the main thread starts).
+ *
+ * A reset that leaves the UART as it was (Zephyr 2.5's software reboot on the lm3s6965, and
+ * QEMU's system_reset, which does not reset that machine's UART) can leave the receive
+ * interrupt unmasked. If the host sends a byte before our callback is installed, the driver's
+ * ISR finds no callback, nobody reads the byte, the level interrupt stays asserted and the CPU
+ * never leaves it: main() would never run. With the callback installed before interrupts are
+ * enabled, bytes that arrive during boot simply wait in the ring buffer for the server.
+ */
+static int rpc_uart_early_init(APP_SYS_INIT_ARGS)
 {
-	unsigned int key;
-	unsigned int waiting = 0;
+	struct app *a = &app;
 	unsigned char byte;
 
+	APP_SYS_INIT_UNUSED();
 	if (!device_is_ready(a->uart)) {
-		printk("rpc: uart %s is not ready\n", a->uart->name);
-		return -1;
+		return 0; /* main() reports it */
 	}
 	uart_irq_rx_disable(a->uart);
 	uart_irq_tx_disable(a->uart);
@@ -411,20 +420,16 @@ static int rpc_uart_start(struct app *a)
 	/*
 	 * A byte that arrived before the receive interrupt was enabled raises no interrupt on the
 	 * CMSDK UART (mps2_an385), which signals reception as an event, and it blocks reception
-	 * until it is read: a host that spoke first would never be heard. Take such bytes now;
-	 * with interrupts locked, so that the ISR does not read the UART at the same time.
+	 * until it is read. Take such bytes now (interrupts are still locked here). main() drains
+	 * the ring buffer before it first waits for the ISR's signal.
 	 */
-	key = irq_lock();
 	while (uart_poll_in(a->uart, &byte) == 0) {
 		rx_store(&byte, 1);
-		waiting++;
-	}
-	irq_unlock(key);
-	if (waiting > 0) {
-		k_sem_give(&rx_sem);
 	}
 	return 0;
 }
+
+SYS_INIT(rpc_uart_early_init, PRE_KERNEL_2, 0);
 
 static struct rpc_server_config server_config(struct app *a)
 {
@@ -462,7 +467,8 @@ int main(void)
 		printk("rpc: rpc_server_init failed\n");
 		return 0;
 	}
-	if (rpc_uart_start(a) != 0) {
+	if (!a->rx_enabled) {
+		printk("rpc: uart %s is not ready\n", a->uart->name);
 		return 0;
 	}
 	a->booting = true;
@@ -474,13 +480,14 @@ int main(void)
 	       (unsigned int)RPC_SERVER_MAX_PACKET, (unsigned int)RPC_SERVER_MAX_PAYLOAD,
 	       (unsigned int)CONFIG_RPC_RX_RING_SIZE);
 
+	/* Drain first: bytes may have been waiting since rpc_uart_early_init(). */
 	for (;;) {
 		uint32_t n;
 
-		(void)k_sem_take(&rx_sem, K_FOREVER);
 		while ((n = ring_buf_get(&rx_ring, chunk, sizeof(chunk))) > 0) {
 			rpc_server_feed(&a->server, chunk, n);
 		}
 		report_overflow(a);
+		(void)k_sem_take(&rx_sem, K_FOREVER);
 	}
 }

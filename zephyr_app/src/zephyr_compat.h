@@ -26,6 +26,7 @@
 #include <zephyr/devicetree.h>
 #include <zephyr/drivers/uart.h>
 #include <zephyr/fatal.h>
+#include <zephyr/init.h>
 #include <zephyr/linker/section_tags.h>
 #include <zephyr/logging/log_ctrl.h>
 #include <zephyr/sys/printk.h>
@@ -39,6 +40,7 @@
 #include <devicetree.h>
 #include <drivers/uart.h>
 #include <fatal.h>
+#include <init.h>
 #include <linker/section_tags.h>
 #include <logging/log_ctrl.h>
 #include <sys/printk.h>
@@ -71,6 +73,15 @@
 typedef struct arch_esf app_esf_t;
 #else
 typedef z_arch_esf_t app_esf_t;
+#endif
+
+/* SYS_INIT functions lost their (unused) device argument in Zephyr 3.4. */
+#if defined(ZEPHYR_VERSION_CODE) && ZEPHYR_VERSION_CODE >= ZEPHYR_VERSION(3, 4, 0)
+#define APP_SYS_INIT_ARGS void
+#define APP_SYS_INIT_UNUSED() ((void)0)
+#else
+#define APP_SYS_INIT_ARGS const struct device *app_sys_init_unused
+#define APP_SYS_INIT_UNUSED() ARG_UNUSED(app_sys_init_unused)
 #endif
 
 #endif /* APP_ZEPHYR_COMPAT_H_ */
