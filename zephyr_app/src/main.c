@@ -112,25 +112,40 @@ static uint32_t spin(uint32_t n)
  * A 64-bit id that differs on every boot, also across fresh QEMU processes that start with
  * identical RAM: the previous id and the boot count (different on each reboot of one machine)
  * and cycle-counter jitter around busy loops (different across processes), through mix64().
+ *
+ * Only readings where the counter moved count as samples: on QEMU's lm3s6965 the SysTick
+ * counter sometimes stands still for the first milliseconds after power-on (k_cycle_get_32()
+ * returns one value for thousands of reads), and sampling a frozen counter gave the same id on
+ * a quarter of fresh QEMU boots. Returns the number of samples taken (less than
+ * CONFIG_RPC_BOOT_ID_SAMPLES only if the counter never moved within the round limit).
  */
-static uint64_t make_boot_id(uint64_t previous, uint32_t boot_count)
+#define BOOT_ID_MAX_ROUNDS (CONFIG_RPC_BOOT_ID_SAMPLES * 1024u)
+
+static unsigned int make_boot_id(uint64_t previous, uint32_t boot_count, uint64_t *boot_id)
 {
 	uint64_t state = mix64(previous ^ ((uint64_t)boot_count << 32) ^ 0x626f6f745f696421ull);
 	uint32_t last = k_cycle_get_32();
-	unsigned int i;
+	unsigned int samples = 0;
+	uint32_t round;
 
-	for (i = 0; i < CONFIG_RPC_BOOT_ID_SAMPLES; i++) {
+	for (round = 0; round < BOOT_ID_MAX_ROUNDS && samples < CONFIG_RPC_BOOT_ID_SAMPLES;
+	     round++) {
 		uint32_t now;
 
 		(void)spin(1000u + (last & 0xffu));
 		now = k_cycle_get_32();
-		state = mix64(state ^ (((uint64_t)now << 32) | (uint32_t)(now - last)) ^ i);
+		if (now == last) {
+			continue;
+		}
+		state = mix64(state ^ (((uint64_t)now << 32) | (uint32_t)(now - last)) ^ round);
 		last = now;
+		samples++;
 	}
 #ifdef APP_HAVE_ENTROPY
 	state = mix64(state ^ (((uint64_t)sys_rand32_get() << 32) | sys_rand32_get()));
 #endif
-	return state;
+	*boot_id = state;
+	return samples;
 }
 
 /* ---- the application ---------------------------------------------------------------------- */
@@ -321,6 +336,7 @@ void k_sys_fatal_error_handler(unsigned int reason, const app_esf_t *esf)
 static void boot_facts(struct rpc_platform *platform)
 {
 	uint64_t previous_id = 0;
+	unsigned int samples;
 
 	if (persist_valid(&persist)) {
 		switch (persist.cause) {
@@ -344,7 +360,12 @@ static void boot_facts(struct rpc_platform *platform)
 		platform->reset_cause = "power-on";
 		platform->boot_count = 1u;
 	}
-	platform->boot_id = make_boot_id(previous_id, platform->boot_count);
+	samples = make_boot_id(previous_id, platform->boot_count, &platform->boot_id);
+	if (samples < CONFIG_RPC_BOOT_ID_SAMPLES) {
+		printk("boot-id: the cycle counter moved only %u times in %u rounds: this boot id "
+		       "may repeat on another power-on boot\n",
+		       samples, (unsigned int)BOOT_ID_MAX_ROUNDS);
+	}
 
 	/* The cause is read once: a reset nobody records next is a reset-pin reset. */
 	persist.magic = PERSIST_MAGIC;
