@@ -19,7 +19,7 @@ import yaml
 from harness.errors import ConfigError, UnknownBoardError
 
 KINDS = ("host", "qemu", "serial")
-RESET_KINDS = ("rpc", "hard", "power")
+RESET_KINDS = ("rpc", "hard", "power", "fatal")
 
 # field -> (python type(s), required); nested mappings are described by nested dicts.
 _TIMEOUT_FIELDS = ("boot", "handshake", "call", "reset")

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from harness.targets.base import Target
 
 SESSION_HEADER_SIZE = 3
+# The device function behind each in-band reset kind (see Target.reset).
+INBAND_RESET_FUNCTIONS = {"rpc": "rpc.reset", "fatal": "app.fatal"}
 # How long one read may block while waiting; short so deadlines are honoured closely.
 _POLL_S = 0.05
 _SEEN_TAIL_BYTES = 64
@@ -373,15 +375,17 @@ class Client:
     def _post_mortem(self) -> str:
         return f"\n{self.device.post_mortem()}" if self.device is not None else ""
 
-    def _rpc_reset(self) -> None:
-        """In-band reset: call rpc.reset and require the device to announce its reboot."""
+    def _rpc_reset(self, kind: str) -> None:
+        """In-band reset: ask the device to reset (``rpc.reset``) or to crash (``app.fatal``)
+        and require it to announce its reboot with a TerminateSession within the deadline."""
+        function = INBAND_RESET_FUNCTIONS[kind]
         try:
-            self.call("rpc.reset", timeout=self.reset_timeout)
+            self.call(function, timeout=self.reset_timeout)
         except SessionTerminatedError:
             return
         except CallTimeoutError as exc:
             raise TargetError(
-                f"rpc.reset: the device did not announce a reboot within {self.reset_timeout}s"
-                f" ({exc})"
+                f"{function}: the device did not announce a reboot within "
+                f"{self.reset_timeout}s ({exc})"
             ) from exc
-        raise ProtocolError("rpc.reset returned a value instead of resetting the device")
+        raise ProtocolError(f"{function} returned a value instead of resetting the device")

@@ -21,6 +21,7 @@ hostage (docs/protocol.md 1.3, 4.3).
 from __future__ import annotations
 
 import re
+import struct
 from binascii import crc_hqx as _crc_hqx
 from dataclasses import dataclass
 
@@ -43,6 +44,20 @@ MAX_LENGTH = 0xFFFFFFFF
 DEFAULT_MAX_PAYLOAD = 65536
 
 _FF_RUN = re.compile(rb"\xff+")
+_unpack_head = struct.Struct("<HI").unpack_from
+"""The FF FD of a packet start as a u16 (0xFDFF) and the raw u32 length field after it."""
+_START_MARK = 0xFDFF
+
+
+def _has_ff_table() -> bytes:
+    table = bytearray(0x10000)
+    table[0xFF::0x100] = b"\x01" * 0x100  # low byte FF
+    table[0xFF00:] = b"\x01" * 0x100  # high byte FF
+    return bytes(table)
+
+
+_HAS_FF = _has_ff_table()
+"""``_HAS_FF[v]`` is 1 when the u16 ``v`` has an FF byte, i.e. it is sent escaped."""
 
 
 def escape(data: bytes | bytearray | memoryview) -> bytes:
@@ -126,6 +141,10 @@ class Unframer:
     scan reads a field, ``_drops`` collects the raw ranges (relative to the field start) that
     unescaping removes: one byte per escaped FF (the run of FF bytes itself supplies the kept
     ones) and both bytes of a no-op, so the data is one ``join`` of the kept slices.
+
+    A parked packet is always at index 0 of the buffer (the fast path cuts everything before it)
+    and keeps in ``_parked`` what the fast path has already split (the payload bytes received
+    so far, split on FF), so each of its bytes is split once however it was chunked.
     """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -140,8 +159,12 @@ class Unframer:
         self._phase = _HUNT
         self._pos = 0  # next unexamined byte; always on a token boundary inside a packet
         self._packet = 0  # index of the FF of the current packet's FF FD
-        self._need = 0  # in _WAIT: buffer size at which the fast path is worth retrying
-        self._watch = 0  # in _WAIT: token boundary up to which the bytes are known simple
+        # In _WAIT: (parts, count, length, end, need), see _fast, and the token boundary up to
+        # which the buffered bytes are known to hold only FF FF escapes.
+        self._need = 0
+        self._watch = 0
+        # In _WAIT, when the payload is incomplete: (parts, split_end, length), see _park_parts.
+        self._parked: tuple[list[bytes], int, int] | None = None
         self._field = 0  # index where the current field's raw bytes start
         self._remaining = 0  # data bytes the current field still needs
         self._drops: list[int] = []  # flat (start, end) pairs, relative to _field
@@ -163,153 +186,226 @@ class Unframer:
         buf = self._buf
         buf += data
         out: list[bytes] = []
+        if self._phase < _LENGTH:
+            start = self._fast(out)
+            if start < 0:  # the usual case: hunted to the end, or a simple packet is parked
+                self.stats.delivered += len(out)
+                return out
+            self._start_packet(start)
         while True:
-            phase = self._phase
-            if phase == _WAIT:
-                start = self._packet
-                if len(buf) >= self._need:
-                    start = self._fast(start, out)
-                    if start < 0:
-                        if self._phase == _HUNT:
-                            break  # nothing left: _fast hunts to the end of the buffer
-                        continue  # another packet is parked: check its buffered bytes now
-                elif self._still_simple():
-                    break
-                self._start_packet(start)
-            elif phase == _HUNT:
-                start = self._fast(self._pos, out)
-                if start < 0:
-                    if self._phase == _HUNT:
-                        break
-                    continue  # a packet is parked: check its buffered bytes now
-                self._start_packet(start)
             result = self._scan()
             if result == _DONE:
                 self._field_done(out)
+                if self._phase != _HUNT:
+                    continue
             elif result == _MORE:
                 break
             elif result == _INTERRUPTED:
                 self.stats.interrupted += 1
                 self._start_packet(self._pos)
+                continue
             else:
                 self.stats.invalid_escape += 1
                 self._phase = _HUNT
-        # Cut the consumed prefix: everything before the pending packet (or the hunt position).
-        if self._phase == _HUNT:
-            if self._pos:
-                del buf[: self._pos]
-                self._pos = 0
-        elif self._packet:
+            start = self._fast(out)
+            if start < 0:
+                break
+            self._start_packet(start)
+        # Cut everything before the packet being tokenised (_fast cuts for itself).
+        if self._phase >= _LENGTH and self._packet:
             cut = self._packet
             del buf[:cut]
-            self._pos -= cut
             self._packet = 0
-            self._need -= cut
-            self._watch -= cut
+            self._pos -= cut
             self._field -= cut
             self._payload_first -= cut
+        self.stats.delivered += len(out)
         return out
 
-    def _fast(self, pos: int, out: list[bytes]) -> int:
-        """Fast path: hunt from ``pos`` and decode every simple packet, without tokenising.
+    def _fast(self, out: list[bytes]) -> int:
+        """Fast path: decode every simple packet from the hunt position or the parked packet.
 
-        Returns -1 when the buffer is used up: the state is then ``_HUNT`` (nothing pending) or
-        ``_WAIT`` (a simple packet is incomplete; it waits for the number of buffered bytes it
-        needs at least, so a long packet arriving in small pieces is not rescanned on every
-        feed). Otherwise returns the start of a packet that is not simple (an FF in the length
-        or CRC field, a no-op, an FD or invalid escape, a too-long length), which the
-        token-level scan then takes from its start. Everything here is in locals and one loop,
-        because per-packet interpreter overhead is what this path is made of.
+        Returns -1 when the buffer is used up, after cutting the consumed bytes: the state is
+        then ``_HUNT`` (nothing pending) or ``_WAIT`` (a simple packet is incomplete, at index
+        0, and its buffered bytes have been checked; it waits until the buffer holds the
+        ``_need`` bytes it needs at least, so a long packet arriving in small pieces is not
+        rescanned on every feed). Otherwise returns the start of a packet that is not simple
+        (an FF in the length or CRC field, a no-op, an FD or invalid escape, a too-long
+        length), which the token-level scan then takes from its start. Deliveries are counted
+        by ``feed``. Everything here is in locals and one loop, because per-packet interpreter
+        overhead is what this path is made of.
 
-        Nothing walks the bytes in Python. If every FF of the payload is in an aligned
-        ``FF FF`` pair, the raw end is ``first + length + pairs``: splitting the nominal
-        ``length`` bytes on FF (one C pass) counts the FF bytes there, and the few bytes they
-        push the end by are split and counted the same way until the end stops moving. The
-        payload is then the even parts joined by FF, and it has exactly ``length`` bytes if and
-        only if every part between the two FF of a pair is empty, i.e. every FF was an escaped
-        data byte.
+        Nothing walks the bytes in Python. The nominal ``length`` bytes after the length field
+        are split on FF (one C pass) and counted: if every FF is in an aligned ``FF FF`` pair,
+        the raw end is ``first + length + pairs``. The few bytes the pairs push the end by (the
+        tail) usually hold no FF and just extend the last part; otherwise they are split and
+        counted the same way until the end stops moving. The payload is the even parts joined
+        by FF, and it has exactly ``length`` bytes if and only if every part between the two FF
+        of a pair is empty, i.e. every FF was an escaped data byte.
         """
         buf = self._buf
-        find = buf.find
         size = len(buf)
+        parked = None
+        if self._phase == _WAIT:
+            if size < self._need:
+                return -1 if self._still_simple() else 0
+            parked = self._parked  # resume it from what is already split, or from its start
+            pos = 0
+        else:
+            pos = self._pos
         max_payload = self.max_payload
-        view = memoryview(buf)  # a local: released on return, before the buffer is resized
-        stats = self.stats
-        skipped = stats.skipped_bytes
-        delivered = stats.delivered
-        bad_crc = stats.bad_crc
+        short = max_payload + 1 if max_payload < 0xFFFF else 0x10000  # lengths _HAS_FF covers
         append = out.append
-        try:
-            while True:
-                start = find(PACKET_START, pos)
-                if start < 0:
-                    # Keep a trailing FF: the next feed may bring the FD that pairs with it.
-                    end = size - 1 if size > pos and buf[size - 1] == 255 else size
-                    skipped += end - pos
-                    self._phase = _HUNT
-                    self._pos = end
-                    return -1
-                skipped += start - pos
-                first = start + 6  # after FF FD and the 4 length bytes
-                if first > size:
-                    if find(255, start + 2, size) >= 0:
+        view = memoryview(buf)  # released before the buffer is cut, or on return
+        while True:
+            if parked is None:
+                if size - pos >= 6:
+                    mark, length = _unpack_head(buf, pos)
+                else:
+                    mark = 0
+                if mark == _START_MARK:
+                    start = pos
+                else:
+                    start = buf.find(PACKET_START, pos) if pos < size else -1
+                    if start < 0:
+                        if pos < size:
+                            # Keep a trailing FF: the next feed may bring its FD.
+                            end = size - 1 if buf[size - 1] == 255 else size
+                            self.stats.skipped_bytes += end - pos
+                        else:
+                            end = size
+                        view.release()
+                        del buf[:end]
+                        self._phase = _HUNT
+                        self._pos = 0
+                        return -1
+                    self.stats.skipped_bytes += start - pos
+                    if size - start < 6:  # the length field is incomplete
+                        if buf.find(255, start + 2) >= 0:
+                            return start
+                        view.release()
+                        return self._park(start, start + 6, size)
+                    length = _unpack_head(buf, start)[1]
+                # Too long, or an FF in the length field (sent escaped): the token scan's job.
+                if length >= short:
+                    if length > max_payload or _HAS_FF[length & 0xFFFF] or _HAS_FF[length >> 16]:
                         return start
-                    self._wait(start, first)
-                    return -1
-                header = buf[start + 2 : first]
-                if 255 in header:
+                elif _HAS_FF[length]:
                     return start
-                length = int.from_bytes(header, "little")
-                if length > max_payload:
-                    return start
+                first = start + 6  # after FF FD and the 4 length bytes
                 end = first + length
-                if end + 2 > size:
-                    self._wait(start, end + 2)
+                if end > size:  # the payload is incomplete: check its bytes, then park
+                    parts = view[first:size].tobytes().split(b"\xff")
+                    # FF number 2k-1 pairs with FF number 2k: the part between them must be
+                    # empty; after a lone (odd) FF, the part must be empty too: that FF is the
+                    # last byte buffered and waits for its partner.
+                    if any(parts[1::2]):
+                        return start
+                    count = len(parts) - 1
+                    view.release()
+                    del buf[:start]  # the parked packet is at index 0 from now on
+                    self._phase = _WAIT
+                    self._need = end - start + ((count + 1) >> 1) + 2  # its pairs and the CRC
+                    self._watch = size - start - (count & 1)
+                    self._parked = (parts, size - start, length)
                     return -1
-                parts = bytes(view[first:end]).split(b"\xff")
-                count = len(parts) - 1
-                if count:
-                    grown = end + ((count + 1) >> 1)
-                    while grown != end:  # the pairs push the end; the new bytes may hold more
-                        if grown + 2 > size:
-                            self._wait(start, grown + 2)
-                            return -1
-                        more = bytes(view[end:grown]).split(b"\xff")
+                parts = view[first:end].tobytes().split(b"\xff")
+            else:  # resume the parked packet: split the rest of its nominal payload
+                parts, split_end, length = parked
+                parked = None
+                start = 0
+                first = 6
+                end = first + length
+                more = view[split_end:end].tobytes().split(b"\xff")
+                parts[-1] += more[0]
+                parts += more[1:]
+            count = len(parts) - 1
+            if count:
+                grown = end + ((count + 1) >> 1)
+                tail = buf[end:grown]
+                if count & 1 or 255 in tail or grown + 2 > size:
+                    # A pair straddles the nominal end, the tail holds FF bytes, or the packet
+                    # is incomplete: split and count until the end stops moving.
+                    while True:
+                        more = tail.split(b"\xff")
                         parts[-1] += more[0]
-                        if len(more) > 1:
-                            parts += more[1:]
-                            count += len(more) - 1
+                        parts += more[1:]
+                        count += len(more) - 1
+                        if grown > size:  # the tail was cut short: the packet is incomplete
+                            view.release()
+                            return self._park_parts(start, parts, first + length, None)
                         end = grown
                         grown = first + length + ((count + 1) >> 1)
+                        if grown == end:
+                            break
+                        tail = buf[end:grown]
                     if count & 1:
-                        return start
-                    payload = b"\xff".join(parts[::2])
-                    # The raw end assumed that every FF is in a pair; if one is not (a no-op,
-                    # an FD, an invalid escape), the part between the two FF of some "pair" is
-                    # not empty, its bytes are missing from the join, and the length is short.
-                    if len(payload) != length:
-                        return start
+                        return start  # the last FF is beyond the payload: in the CRC field
+                    if end + 2 > size:  # the payload is complete, the CRC field is not
+                        if end < size and buf[end] == 255:
+                            return start
+                        view.release()
+                        return self._park_parts(start, parts, first + length, end + 2)
                 else:
-                    payload = parts[0]
-                crc_low = buf[end]
-                crc_high = buf[end + 1]
-                if crc_low == 255 or crc_high == 255:
+                    parts[-1] += tail
+                    end = grown
+                payload = b"\xff".join(parts[::2])
+                # The raw end assumed that every FF is in a pair; if one is not (a no-op, an
+                # FD, an invalid escape), the part between the two FF of some "pair" is not
+                # empty, its bytes are missing from the join, and the payload is short.
+                if len(payload) != length:
                     return start
-                pos = end + 2
-                if _crc_hqx(view[start:end], CRC16_INIT) != crc_low | crc_high << 8:
-                    bad_crc += 1
-                else:
-                    append(payload)
-                    delivered += 1
-        finally:
-            stats.skipped_bytes = skipped
-            stats.delivered = delivered
-            stats.bad_crc = bad_crc
+            else:
+                if end + 2 > size:  # the payload is complete, the CRC field is not
+                    if end < size and buf[end] == 255:
+                        return start
+                    view.release()
+                    return self._park(start, end + 2, size)
+                payload = parts[0]
+            crc = buf[end] | buf[end + 1] << 8
+            if _HAS_FF[crc]:
+                return start  # the CRC field is escaped: the token scan's job
+            if _crc_hqx(view[start:end], CRC16_INIT) == crc:
+                append(payload)
+            else:
+                self.stats.bad_crc += 1
+            pos = end + 2
+
+    def _park(self, start: int, need: int, watch: int) -> int:
+        """Park the simple packet at ``start`` until the buffer holds ``need`` bytes; its bytes
+        up to the token boundary ``watch`` are checked. Cuts the buffer in front of it."""
+        del self._buf[:start]
+        self._phase = _WAIT
+        self._need = need - start
+        self._watch = watch - start
+        self._parked = None
+        return -1
+
+    def _park_parts(self, start: int, parts: list[bytes], nominal: int, need: int | None) -> int:
+        """Check and park the packet at ``start`` whose payload bytes are ``parts``, split on
+        FF: all of them when only CRC bytes are missing (the buffer must then hold ``need``
+        bytes), else those up to the end of the buffer (``need`` is None). ``nominal`` is
+        where the payload would end without escapes. Returns -1, or ``start`` if the bytes
+        hold an escape other than FF FF."""
+        # FF number 2k-1 pairs with FF number 2k: the part between them must be empty; after a
+        # lone (odd) FF, the part must be empty too: the FF is the last byte buffered.
+        if any(parts[1::2]):
+            return start
+        count = len(parts) - 1
+        size = len(self._buf)
+        if need is not None:
+            return self._park(start, need, size)
+        # The payload is incomplete: it needs at least its pairs and the CRC. Unless the pairs
+        # pushed the split bytes past the nominal end, resuming only splits the rest.
+        self._park(start, nominal + ((count + 1) >> 1) + 2, size - (count & 1))
+        if size <= nominal:
+            self._parked = (parts, size - start, nominal - start - 6)
+        return -1
 
     def _still_simple(self) -> bool:
         """Check the parked packet's newly buffered bytes; False if the token scan must take it.
 
-        A parked packet is one the fast path will decode once ``_need`` bytes are there, which
+        A parked packet is one the fast path will decode once enough bytes are there, which
         assumes only ``FF FF`` escapes. Any other escape (a no-op, an interrupting FF FD, an
         invalid escape) ends or changes the packet now, so it must be handled now: the drop is
         counted at once, and a later packet never waits behind this one. ``_watch`` is the
@@ -321,26 +417,13 @@ class Unframer:
         if buf.find(255, watch) < 0:
             self._watch = size
             return True
-        parts = bytes(memoryview(buf)[watch:size]).split(b"\xff")
-        count = len(parts) - 1
-        # FF number 2k-1 pairs with FF number 2k: the part between them must be empty.
-        if any(parts[1 : count - (count & 1) : 2]):
+        # FF number 2k-1 pairs with FF number 2k: the part between them must be empty. With an
+        # odd count, the last part follows a lone FF, which must be the last byte buffered.
+        parts = buf[watch:].split(b"\xff")
+        if any(parts[1::2]):
             return False
-        if count & 1:
-            if parts[count]:  # the last FF escapes a byte other than FF
-                return False
-            self._watch = size - 1  # a lone FF at the end waits for its partner
-        else:
-            self._watch = size
+        self._watch = size - 1 if len(parts) & 1 == 0 else size
         return True
-
-    def _wait(self, start: int, need: int) -> None:
-        """Park the simple packet at ``start`` until the buffer holds ``need`` bytes."""
-        if self._phase != _WAIT or self._packet != start:
-            self._watch = start + 2  # the FF FD watch starts right after the packet start
-        self._phase = _WAIT
-        self._packet = start
-        self._need = need
 
     def _start_packet(self, index: int) -> None:
         """Begin a packet whose FF FD is at ``index``; the length field follows it."""
@@ -381,7 +464,6 @@ class Unframer:
         if crc16(view[self._packet : payload_end]) != int.from_bytes(data, "little"):
             self.stats.bad_crc += 1
             return
-        self.stats.delivered += 1
         out.append(_join(view, self._payload_first, payload_end, self._payload_drops))
 
     def _scan(self) -> int:

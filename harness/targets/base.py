@@ -16,6 +16,9 @@ from harness.console import Console
 from harness.errors import ConfigError
 from harness.transport.swappable import SwappableTransport
 
+# Reset kinds the device carries out itself when asked over RPC.
+INBAND_RESET_KINDS = ("rpc", "fatal")
+
 
 class Target(abc.ABC):
     """A device the harness can build, start, reset and stop."""
@@ -28,7 +31,7 @@ class Target(abc.ABC):
         work_dir.mkdir(parents=True, exist_ok=True)
         # Everything the device prints on its console, kept in the test's folder as well.
         self.console = Console(work_dir / "console.log")
-        self._inband_reset: Callable[[], None] | None = None
+        self._inband_reset: Callable[[str], None] | None = None
         # Where Zephyr-built targets find Zephyr (None: the usual search, see harness.zephyr).
         self.zephyr_base: Path | None = None
         # True from a (re)start until a client sees the boot's wake-up TerminateSession; a
@@ -65,8 +68,9 @@ class Target(abc.ABC):
     def reset_kinds(self) -> tuple[str, ...]:
         return self.board.reset_kinds
 
-    def set_inband_reset(self, reset: Callable[[], None] | None) -> None:
-        """Register how to ask the device to reset itself (the client's ``rpc.reset`` call)."""
+    def set_inband_reset(self, reset: Callable[[str], None] | None) -> None:
+        """Register how to make the device reset itself (the client calls ``rpc.reset`` for
+        kind ``rpc`` and the firmware's ``app.fatal`` for kind ``fatal``)."""
         self._inband_reset = reset
 
     def reset(self, kind: str) -> None:
@@ -80,13 +84,13 @@ class Target(abc.ABC):
                 f"board {self.board.name!r} does not support reset kind {kind!r}; "
                 f"it supports {list(self.board.reset_kinds)} (reset_kinds in {self.board.source})"
             )
-        if kind == "rpc":
+        if kind in INBAND_RESET_KINDS:
             if self._inband_reset is None:
                 raise ConfigError(
-                    "reset('rpc') needs a connected client: use the `client` fixture or "
+                    f"reset({kind!r}) needs a connected client: use the `client` fixture or "
                     "harness.connect(), which register the in-band reset"
                 )
-            self._inband_reset()
+            self._inband_reset(kind)
             return
         self.boot_pending = True
         self._physical_reset(kind)

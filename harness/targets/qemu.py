@@ -166,7 +166,7 @@ class QemuTarget(Target):
     def _connect_qmp(self, deadline: float) -> QEMUMonitorProtocol:
         assert self._sockets_dir is not None
         path = self._sockets_dir / "qmp.sock"
-        self._wait_for_path(path, deadline, "starting (waiting for its QMP socket)")
+        self._wait_for_listener(path, deadline, "starting (waiting for its QMP socket)")
         qmp = QEMUMonitorProtocol(str(path))
         qmp.settimeout(_QMP_TIMEOUT_S)
         try:
@@ -177,17 +177,43 @@ class QemuTarget(Target):
             raise TargetError(f"cannot connect to QEMU's QMP socket {path}: {exc}") from exc
         return qmp
 
+    def _wait_for_listener(self, path: Path, deadline: float, what: str) -> None:
+        """Wait until QEMU listens on ``path``: the socket file exists a moment before
+        ``listen()``, and a connection in between is refused, so probe until it is not."""
+        self._wait_for_path(path, deadline, what)
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+                return
+            except ConnectionRefusedError:
+                pass
+            finally:
+                probe.close()
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise self._exited_error(what)
+            if time.monotonic() >= deadline:
+                raise TargetError(f"QEMU never listened on {path} ({what})")
+            time.sleep(0.002)  # no notification exists for listen()
+
     def _connect_uart(self, name: str, deadline: float) -> socket.socket:
         assert self._sockets_dir is not None
         path = self._sockets_dir / f"{name}.sock"
         self._wait_for_path(path, deadline, f"starting (waiting for the {name} UART socket)")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(str(path))
-        except OSError as exc:
-            sock.close()
-            raise TargetError(f"cannot connect to QEMU's {name} UART at {path}: {exc}") from exc
-        return sock
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(path))
+                return sock
+            except ConnectionRefusedError as exc:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise TargetError(f"QEMU never listened on its {name} UART {path}") from exc
+                time.sleep(0.002)  # bound but not yet listening: no notification exists
+            except OSError as exc:
+                sock.close()
+                raise TargetError(f"cannot connect to QEMU's {name} UART at {path}: {exc}") from exc
 
     def _await_connected(self, deadline: float) -> None:
         """Wait until QEMU has accepted our UART connections: bytes the guest sends to a
