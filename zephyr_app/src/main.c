@@ -160,9 +160,9 @@ struct app {
 	struct rpc_server server;
 };
 
-static struct app app = {
-	.uart = DEVICE_DT_GET(RPC_UART_NODE),
-};
+/* Zero-initialised (BSS): the server's buffers take no flash for an initial image. */
+static struct app app;
+static const struct device *const rpc_uart = DEVICE_DT_GET(RPC_UART_NODE);
 
 /* Receive path: the ISR is the only producer, the main thread the only consumer. */
 RING_BUF_DECLARE(rx_ring, CONFIG_RPC_RX_RING_SIZE);
@@ -429,6 +429,7 @@ static int rpc_uart_early_init(APP_SYS_INIT_ARGS)
 	unsigned char byte;
 
 	APP_SYS_INIT_UNUSED();
+	a->uart = rpc_uart;
 	if (!device_is_ready(a->uart)) {
 		return 0; /* main() reports it */
 	}
@@ -489,7 +490,7 @@ int main(void)
 		return 0;
 	}
 	if (!a->rx_enabled) {
-		printk("rpc: uart %s is not ready\n", a->uart->name);
+		printk("rpc: uart %s is not ready\n", rpc_uart->name);
 		return 0;
 	}
 	a->booting = true;
