@@ -3,19 +3,21 @@
 The receiver is the hot path for every byte from every device, so it never walks the stream one
 byte at a time in Python. It keeps a ``bytearray`` of unconsumed bytes and has two paths:
 
-* ``Unframer._fast``: hunts with ``find(b"\xff\xfd")`` and decodes every *simple* packet (only
-  ``FF FF`` escapes in the payload, none in the length or CRC) with a handful of C-level calls:
-  ``find`` (memchr) for FF bytes, one ``split`` on FF to check the pairs and unescape, one
-  ``crc_hqx`` over the raw wire slice. Per-packet cost is a fixed number of interpreter steps.
+* ``Unframer._fast``: decodes every *simple* packet (only ``FF FF`` escapes in the payload, none
+  in the length or CRC) with a handful of C-level calls: one ``unpack_from`` for the packet
+  start and length, one ``split`` on FF to count, check and unescape the pairs, one ``join``,
+  one ``crc_hqx`` over the raw wire bytes (a memoryview slice, no copy). Per-packet cost is a
+  fixed number of interpreter steps; ``find`` (memchr) hunts when a packet does not follow the
+  previous one at once.
 * ``Unframer._scan``: a resumable token-level scan for everything else (no-ops, interruptions,
   invalid escapes, FF in the length or CRC, a too-long length). It too jumps from FF to FF with
   ``find``; bytes between them are only counted.
 
 Neither path rescans a long pending packet on every small feed: the fast path parks an
-incomplete packet until the buffer holds the minimum number of bytes it needs, and the token scan
-keeps its position. While parked, every feed looks for ``FF FD`` among the new bytes, and any hit
-hands the packet to the token scan at once, so a corrupted length can never hold later packets
-hostage (docs/protocol.md 1.3, 4.3).
+incomplete packet (keeping its bytes already split) until the buffer holds the minimum number
+of bytes it needs, and the token scan keeps its position. While parked, every feed checks the
+new bytes for any escape other than ``FF FF``, and any hit hands the packet to the token scan at
+once, so a corrupted length can never hold later packets hostage (docs/protocol.md 1.3, 4.3).
 """
 
 from __future__ import annotations
@@ -142,9 +144,9 @@ class Unframer:
     unescaping removes: one byte per escaped FF (the run of FF bytes itself supplies the kept
     ones) and both bytes of a no-op, so the data is one ``join`` of the kept slices.
 
-    A parked packet is always at index 0 of the buffer (the fast path cuts everything before it)
-    and keeps in ``_parked`` what the fast path has already split (the payload bytes received
-    so far, split on FF), so each of its bytes is split once however it was chunked.
+    A parked packet is always at index 0 of the buffer (the fast path cuts everything before
+    it). When its payload is incomplete it keeps in ``_parked`` the payload bytes received so
+    far, split on FF, so resuming it splits only the rest.
     """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
@@ -159,11 +161,10 @@ class Unframer:
         self._phase = _HUNT
         self._pos = 0  # next unexamined byte; always on a token boundary inside a packet
         self._packet = 0  # index of the FF of the current packet's FF FD
-        # In _WAIT: (parts, count, length, end, need), see _fast, and the token boundary up to
-        # which the buffered bytes are known to hold only FF FF escapes.
-        self._need = 0
-        self._watch = 0
-        # In _WAIT, when the payload is incomplete: (parts, split_end, length), see _park_parts.
+        self._need = 0  # in _WAIT: buffer size at which the fast path is worth resuming
+        self._watch = 0  # in _WAIT: token boundary up to which the bytes are known simple
+        # In _WAIT, if the payload is incomplete: (parts, split_end, length): its bytes from the
+        # end of the length field up to split_end, split on FF, and its declared length.
         self._parked: tuple[list[bytes], int, int] | None = None
         self._field = 0  # index where the current field's raw bytes start
         self._remaining = 0  # data bytes the current field still needs
@@ -186,11 +187,17 @@ class Unframer:
         buf = self._buf
         buf += data
         out: list[bytes] = []
-        if self._phase < _LENGTH:
-            start = self._fast(out)
-            if start < 0:  # the usual case: hunted to the end, or a simple packet is parked
-                self.stats.delivered += len(out)
-                return out
+        phase = self._phase
+        if phase < _LENGTH:
+            if phase == _WAIT and len(buf) < self._need:  # a parked packet is still incomplete
+                if self._still_simple():
+                    return out
+                start = 0  # the parked packet is at index 0
+            else:
+                start = self._fast(out)
+                if start < 0:  # the usual case: hunted to the end, or a simple packet is parked
+                    self.stats.delivered += len(out)
+                    return out
             self._start_packet(start)
         while True:
             result = self._scan()
@@ -227,13 +234,13 @@ class Unframer:
 
         Returns -1 when the buffer is used up, after cutting the consumed bytes: the state is
         then ``_HUNT`` (nothing pending) or ``_WAIT`` (a simple packet is incomplete, at index
-        0, and its buffered bytes have been checked; it waits until the buffer holds the
-        ``_need`` bytes it needs at least, so a long packet arriving in small pieces is not
-        rescanned on every feed). Otherwise returns the start of a packet that is not simple
-        (an FF in the length or CRC field, a no-op, an FD or invalid escape, a too-long
-        length), which the token-level scan then takes from its start. Deliveries are counted
-        by ``feed``. Everything here is in locals and one loop, because per-packet interpreter
-        overhead is what this path is made of.
+        0, and its buffered bytes have been checked; until the buffer holds the ``_need``
+        bytes it needs at least, ``feed`` only checks the new bytes, so a long packet arriving
+        in small pieces is not rescanned on every feed). Otherwise returns the start of a
+        packet that is not simple (an FF in the length or CRC field, a no-op, an FD or invalid
+        escape, a too-long length), which the token-level scan then takes from its start.
+        Deliveries are counted by ``feed``. Everything here is in locals and one loop, because
+        per-packet interpreter overhead is what this path is made of.
 
         Nothing walks the bytes in Python. The nominal ``length`` bytes after the length field
         are split on FF (one C pass) and counted: if every FF is in an aligned ``FF FF`` pair,
@@ -246,9 +253,7 @@ class Unframer:
         buf = self._buf
         size = len(buf)
         parked = None
-        if self._phase == _WAIT:
-            if size < self._need:
-                return -1 if self._still_simple() else 0
+        if self._phase == _WAIT:  # the buffer holds the bytes the parked packet needs at least
             parked = self._parked  # resume it from what is already split, or from its start
             pos = 0
         else:

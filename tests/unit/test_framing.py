@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from harness.errors import FramingError
 from harness.protocol.crc import crc16
-from harness.protocol.framing import Framer, Unframer, UnframerStats, encode_packet
+from harness.protocol.framing import Framer, Unframer, UnframerStats, encode_packet, escape
 
 STAT_FIELDS = ("delivered", "bad_crc", "too_long", "invalid_escape", "interrupted")
 
@@ -280,6 +280,89 @@ def test_skipped_bytes_counts_noise() -> None:
 def test_negative_max_payload_rejected() -> None:
     with pytest.raises(ValueError, match="max_payload"):
         Unframer(max_payload=-1)
+
+
+# --- unframer: fast-path edge cases -------------------------------------------------------------
+# The fast path works out where a packet ends from the FF bytes it counts, and parks a packet
+# that straddles two feeds with its bytes already split. These streams put escapes exactly where
+# that bookkeeping could slip, and every split point is compared with the reference.
+
+
+def _payload_with_escaped_crc(prefix: bytes) -> bytes:
+    """``prefix`` plus a counter, chosen so that the packet's CRC has an FF byte (sent escaped)."""
+    for counter in range(100_000):
+        payload = prefix + counter.to_bytes(3, "little")
+        body = b"\xff\xfd" + escape(len(payload).to_bytes(4, "little")) + escape(payload)
+        if 0xFF in crc16(body).to_bytes(2, "little"):
+            return payload
+    raise AssertionError("no payload found")
+
+
+EDGE_PAYLOADS = [
+    b"a" * 9 + b"\xff",  # the last pair straddles the nominal end of the payload
+    b"\xff" * 5,  # an odd number of FF bytes in the nominal payload
+    b"\xff\xff" + b"a" * 6 + b"\xff",  # the bytes the pairs add hold an FF again
+    b"\xff" * 40 + b"b",  # the pairs push the end a long way
+    b"\xfd\xfe\xff\x00" * 8,  # bytes that look like escapes once unescaped
+    bytes(255),  # FF in the length field
+    b"",
+]
+
+
+def _assert_like_reference(stream: bytes, max_payload: int, cut_lists: list[list[int]]) -> None:
+    reference = ReferenceUnframer(max_payload)
+    expected = reference.feed(stream)
+    for cuts in cut_lists:
+        unframer = Unframer(max_payload)
+        assert feed_chunks(unframer, stream, cuts) == expected, cuts
+        assert counts(unframer.stats) == reference.counts, cuts
+        assert not unframer.pending
+
+
+def test_fast_path_edge_cases_at_every_split() -> None:
+    payloads = [*EDGE_PAYLOADS, _payload_with_escaped_crc(b"crc"), _payload_with_escaped_crc(b"")]
+    framer = Framer()
+    stream = b"".join(framer.encode(payload) for payload in payloads)
+    assert Unframer().feed(stream) == payloads
+    rng = random.Random(5)
+    cut_lists = [[cut] for cut in range(len(stream) + 1)]
+    cut_lists += [sorted(rng.sample(range(len(stream) + 1), 3)) for _ in range(200)]
+    _assert_like_reference(stream, 300, cut_lists)
+
+
+def test_corruption_near_a_chunk_boundary_is_handled_at_once() -> None:
+    # Each corruption sits in a packet that is parked (incomplete) when it arrives; a good packet
+    # follows, and must come out of the very feed that completes it.
+    good = encode_packet(b"good")
+    for payload in EDGE_PAYLOADS[:4]:
+        wire = encode_packet(payload + b"0123456789")
+        for insert in (b"\xff\x01", b"\xff\xfd", b"\xff\xfe", b"\xff"):
+            for at in range(7, len(wire)):
+                stream = wire[:at] + insert + wire[at:] + good
+                cut_lists = [[at], [at + 1], [at - 1, at + len(insert)], list(range(len(stream)))]
+                _assert_like_reference(stream, 300, cut_lists)
+
+
+@pytest.mark.parametrize("size", [0x10000, 0x100FF, 0x1FF00, 0x10203])
+def test_lengths_beyond_16_bits(size: int) -> None:
+    # The fast path reads the length field itself; bytes 1 and 2 of these lengths matter, and
+    # 0x100FF and 0x1FF00 are sent with an escaped FF in them.
+    payload = random.Random(size).randbytes(size)
+    stream = encode_packet(payload) + encode_packet(b"after")
+    for cuts in ([], [7], [len(stream) // 2], [len(stream) - 9, len(stream) - 8]):
+        unframer = Unframer(max_payload=1 << 20)
+        assert feed_chunks(unframer, stream, cuts) == [payload, b"after"]
+    # Too long by one byte: dropped at once, and hunting goes on inside the random payload.
+    _assert_like_reference(stream, size - 1, [[], [len(stream) // 3]])
+
+
+@pytest.mark.parametrize("max_payload", [0xFE, 0xFF, 0xFFFE, 0xFFFF, 0x10000])
+def test_max_payload_boundaries(max_payload: int) -> None:
+    payloads = [bytes(max_payload - 1), bytes(max_payload), bytes(max_payload + 1)]
+    stream = b"".join(encode_packet(payload) for payload in payloads)
+    unframer = Unframer(max_payload)
+    assert unframer.feed(stream) == payloads[:2]
+    assert unframer.stats.too_long == 1
 
 
 # --- unframer: properties ------------------------------------------------------------------------
