@@ -25,7 +25,7 @@ from harness.connect import DEFAULT_BOARDS_FILE, DEFAULT_BUILD_ROOT
 from harness.protocol.rpc import max_echo_payload
 from harness.targets.base import Target, make_target
 
-RAW_ECHO_WINDOW = 256  # bytes in flight: well under the device's receive ring
+RAW_ECHO_WINDOW = 256  # bytes in flight (more loses bytes in QEMU's lm3s6965 UART path)
 
 
 def _ms(seconds: float) -> str:
@@ -92,17 +92,17 @@ def raw_echo(client: Client, total: int) -> float | None:
     sent = received = 0
     echoed = bytearray()
     started = time.perf_counter()
-    deadline = started + 120
+    deadline = started + 30
     while received < total:
         if sent < total and sent - received < RAW_ECHO_WINDOW:
-            chunk = data[sent : sent + min(64, RAW_ECHO_WINDOW - (sent - received))]
+            chunk = data[sent : sent + min(128, RAW_ECHO_WINDOW - (sent - received))]
             transport.write(chunk)
             sent += len(chunk)
         got = transport.read(0.001 if sent < total else 1.0)
         echoed += got
         received += len(got)
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"raw echo: {received}/{total} bytes back after 120 s")
+            raise TimeoutError(f"raw echo: {received}/{total} bytes back after 30 s")
     elapsed = time.perf_counter() - started
     if bytes(echoed) != data:
         raise AssertionError("raw echo returned different bytes")

@@ -64,6 +64,10 @@ class FdTransport(Transport):
                 ready, _, _ = select.select([self._read_fd], [], [], remaining)
             except InterruptedError:
                 continue
+            except (OSError, ValueError) as exc:
+                # The descriptor was closed under us (a reset replaced the pipe): that is
+                # the far end going away, not an I/O fault.
+                raise TransportClosedError(f"{self._name}: closed while reading ({exc})") from exc
             if not ready:
                 return b""
             try:
@@ -71,7 +75,7 @@ class FdTransport(Transport):
             except BlockingIOError:
                 continue
             except OSError as exc:
-                if exc.errno == errno.EIO:
+                if exc.errno in (errno.EIO, errno.EBADF):
                     raise TransportClosedError(f"{self._name}: device end gone ({exc})") from exc
                 raise TransportError(f"{self._name}: read failed: {exc}") from exc
             if not data:

@@ -25,9 +25,16 @@ struct app_rx_stats {
 void app_rx_stats_get(struct app_rx_stats *out);
 
 /*
+ * Hand the next count received bytes straight back on the RPC UART, bypassing the protocol
+ * (app.raw_echo); the host sends them only after the call's Return.
+ */
+void app_raw_echo_start(uint32_t count);
+
+/*
  * The application's functions, after the built-ins (first handle RPC_BUILTIN_COUNT + 1):
- *   app.fatal()  raises a kernel panic; the fatal error handler records "fatal-error" and reboots
- *   app.stats()  JSON str: receive counters and the unframer's drop counters
+ *   app.fatal()     raises a kernel panic; the fatal error handler records "fatal-error", reboots
+ *   app.stats()     JSON str: receive counters and the unframer's drop counters
+ *   app.raw_echo(n) null; then the next n received bytes are echoed raw (benchmark baseline)
  * Their user context (rpc_server_config.user_ctx) is the struct rpc_server.
  */
 extern const struct rpc_function app_functions[];

@@ -10,6 +10,8 @@
 
 #include "app.h"
 
+#define APP_RAW_ECHO_MAX (1 << 20)
+
 /* app.fatal(): a real kernel fatal error, so that the harness can test that kind of reset. */
 static void app_fatal(struct rpc_call *call)
 {
@@ -69,9 +71,26 @@ static void app_stats(struct rpc_call *call)
 	(void)rpc_call_return_commit(call, out.len);
 }
 
+/* app.raw_echo(n): after the Return, the next n bytes received are echoed without framing. */
+static void app_raw_echo(struct rpc_call *call)
+{
+	int64_t count;
+
+	if (rpc_call_check_num_args(call, 1) != 0 || rpc_call_arg_int(call, 0, &count) != 0) {
+		return;
+	}
+	if (count < 0 || count > APP_RAW_ECHO_MAX) {
+		rpc_call_raise(call, "app.raw_echo: count out of range 0..1048576");
+		return;
+	}
+	app_raw_echo_start((uint32_t)count);
+	(void)rpc_call_return_null(call);
+}
+
 const struct rpc_function app_functions[] = {
 	{"app.fatal", app_fatal},
 	{"app.stats", app_stats},
+	{"app.raw_echo", app_raw_echo},
 };
 
 const size_t app_num_functions = sizeof(app_functions) / sizeof(app_functions[0]);

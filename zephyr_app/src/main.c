@@ -162,6 +162,17 @@ struct app {
 
 /* Zero-initialised (BSS): the server's buffers take no flash for an initial image. */
 static struct app app;
+
+/*
+ * Bytes still to hand straight back without framing (app.raw_echo): the baseline a benchmark
+ * compares rpc.echo against. Read and written only by the main thread.
+ */
+static uint32_t raw_echo_remaining;
+
+void app_raw_echo_start(uint32_t count)
+{
+	raw_echo_remaining = count;
+}
 static const struct device *const rpc_uart = DEVICE_DT_GET(RPC_UART_NODE);
 
 /* Receive path: the ISR is the only producer, the main thread the only consumer. */
@@ -507,7 +518,14 @@ int main(void)
 		uint32_t n;
 
 		while ((n = ring_buf_get(&rx_ring, chunk, sizeof(chunk))) > 0) {
-			rpc_server_feed(&a->server, chunk, n);
+			uint32_t raw = MIN(n, raw_echo_remaining);
+
+			/* app.raw_echo: the same receive and transmit path, without the protocol. */
+			(void)rpc_uart_write(a, chunk, raw);
+			raw_echo_remaining -= raw;
+			if (n > raw) {
+				rpc_server_feed(&a->server, chunk + raw, n - raw);
+			}
 		}
 		report_overflow(a);
 		(void)k_sem_take(&rx_sem, K_FOREVER);
