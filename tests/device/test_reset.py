@@ -10,7 +10,10 @@ import pytest
 from harness.boards import Board
 from harness.client import Client
 from harness.errors import SessionTerminatedError
-from harness.targets.base import Target
+from harness.protocol import rpc
+from harness.protocol.framing import encode_packet
+from harness.protocol.session import MessageType, encode_message
+from harness.targets.base import INBAND_RESET_KINDS, Target
 
 from .helpers import EXPECTED_CAUSE, device_info, expected_boot_count
 
@@ -82,3 +85,41 @@ def test_many_resets_in_a_row(device: Target, client: Client, reset_kind: str) -
         assert info["boot_count"] == expected_boot_count(reset_kind, before)
         assert info["reset_cause"] == EXPECTED_CAUSE[reset_kind]
     assert len(boot_ids) == 6, "every boot must have its own boot id"
+
+
+def _physical_only(reset_kind: str) -> None:
+    if reset_kind in INBAND_RESET_KINDS:
+        pytest.skip(f"reset kind {reset_kind!r} needs a working session to be requested")
+
+
+def test_reset_during_the_handshake(device: Target, client: Client, reset_kind: str) -> None:
+    _physical_only(reset_kind)
+    before = device_info(client)
+    # A host that has just sent StartSessionInit when the device goes down.
+    client.send_raw(client.session.start(0x5A))
+    device.reset(reset_kind)
+    client.reconnect()
+    after = device_info(client)
+    assert after["boot_count"] == expected_boot_count(reset_kind, before["boot_count"])
+    assert after["boot_id"] != before["boot_id"]
+    assert after["reset_cause"] == EXPECTED_CAUSE[reset_kind]
+
+
+def test_reset_in_the_middle_of_a_request_frame(
+    device: Target, client: Client, reset_kind: str
+) -> None:
+    _physical_only(reset_kind)
+    before = device_info(client)
+    assert client.session_id is not None
+    request = encode_message(client.session_id, MessageType.NORMAL, rpc.encode_call(2, [7, 8]))
+    wire = encode_packet(request)
+    client.send_raw(wire[: len(wire) // 2])
+    device.reset(reset_kind)
+    client.send_raw(wire[len(wire) // 2 :])  # the rest reaches a freshly booted device
+    client.reconnect()
+    assert client.call("rpc.add", 7, 8) == 15
+    after = device_info(client)
+    assert after["boot_count"] == expected_boot_count(reset_kind, before["boot_count"])
+    assert after["boot_id"] != before["boot_id"]
+    assert after["reset_cause"] == EXPECTED_CAUSE[reset_kind]
+    assert client.stats.stray_replies == 0, "no reply to the torn request may surface"
