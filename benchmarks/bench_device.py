@@ -25,7 +25,7 @@ from harness.connect import DEFAULT_BOARDS_FILE, DEFAULT_BUILD_ROOT
 from harness.protocol.rpc import max_echo_payload
 from harness.targets.base import Target, make_target
 
-RAW_ECHO_WINDOW = 256  # bytes in flight (more loses bytes in QEMU's lm3s6965 UART path)
+RAW_ECHO_WINDOW = 256  # bytes in flight; see benchmarks/README.md on larger windows
 
 
 def _ms(seconds: float) -> str:
