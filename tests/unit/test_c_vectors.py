@@ -17,6 +17,9 @@ import pytest
 
 from tests.unit import c_library as c
 
+from .vector_files import cases as _cases
+from .vector_files import need as _need
+
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 DROP_NAMES = ("bad_crc", "too_long", "invalid_escape", "interrupted")
 
@@ -26,21 +29,6 @@ def _load(name: str) -> dict[str, Any]:
     if not path.exists():
         pytest.skip(f"{path} does not exist yet")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _cases(name: str, key: str = "cases") -> list[Any]:
-    """Parametrize over a vector file's cases; a missing file gives one skipped placeholder."""
-    path = VECTORS / name
-    if not path.exists():
-        return [pytest.param(None, id=f"{name}-missing")]
-    cases = json.loads(path.read_text(encoding="utf-8"))[key]
-    return [pytest.param(case, id=case["name"]) for case in cases]
-
-
-def _need(case: Any, name: str) -> Any:
-    if case is None:
-        pytest.skip(f"tests/vectors/{name} does not exist yet")
-    return case
 
 
 # ---- crc16.json ---------------------------------------------------------------------------

@@ -33,22 +33,11 @@ from harness.protocol.session import (
     encode_message,
 )
 
+from .vector_files import cases as _cases
+from .vector_files import need as _need
+
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 DROP_NAMES = ("bad_crc", "too_long", "invalid_escape", "interrupted")
-
-
-def _cases(name: str, key: str = "cases") -> list[Any]:
-    path = VECTORS / name
-    if not path.exists():
-        return [pytest.param(None, id=f"{name}-missing")]
-    cases = json.loads(path.read_text(encoding="utf-8"))[key]
-    return [pytest.param(case, id=case["name"]) for case in cases]
-
-
-def _need(case: Any, name: str) -> Any:
-    if case is None:
-        pytest.skip(f"tests/vectors/{name} does not exist yet")
-    return case
 
 
 def test_case_names_are_unique() -> None:
