@@ -240,6 +240,18 @@ class CUnframer:
         return dict(zip(STAT_NAMES, raw, strict=True))
 
 
+def unframe_chunks(max_payload: int, chunks: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
+    """Feed ``chunks`` in order to a fresh C unframer; the payloads and its final counters."""
+    unframer = CUnframer(max_payload)
+    try:
+        payloads: list[bytes] = []
+        for chunk in chunks:
+            payloads.extend(unframer.feed(chunk))
+        return payloads, unframer.stats
+    finally:
+        unframer.close()
+
+
 class CServer:
     """A whole C server with a fixed nonce seed; its wire output is captured."""
 

@@ -64,12 +64,7 @@ def _splits(data: bytes, rng: random.Random) -> list[bytes]:
 
 
 def _decode(max_payload: int, chunks: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
-    unframer = c.CUnframer(max_payload)
-    payloads: list[bytes] = []
-    for chunk in chunks:
-        payloads.extend(unframer.feed(chunk))
-    stats = unframer.stats
-    unframer.close()
+    payloads, stats = c.unframe_chunks(max_payload, chunks)
     return payloads, {name: stats[name] for name in DROP_NAMES}
 
 

@@ -85,13 +85,8 @@ def _python(chunks: list[bytes], max_payload: int) -> tuple[list[bytes], dict[st
 
 
 def _c(chunks: list[bytes], max_payload: int) -> tuple[list[bytes], dict[str, int]]:
-    unframer = c.CUnframer(max_payload)
-    out: list[bytes] = []
-    for chunk in chunks:
-        out.extend(unframer.feed(chunk))
-    stats = unframer.stats
-    unframer.close()
-    return out, {name: stats[name] for name in COUNTERS}
+    payloads, stats = c.unframe_chunks(max_payload, chunks)
+    return payloads, {name: stats[name] for name in COUNTERS}
 
 
 @SETTINGS
