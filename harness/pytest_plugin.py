@@ -7,6 +7,7 @@ time as usage errors, before any test runs, instead of as a wall of fixture erro
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from harness.zephyr import find_zephyr_base, has_zephyr
 
 _BOARDS_KEY = pytest.StashKey[BoardsFile]()
 _BOARD_KEY = pytest.StashKey[Board]()
+_SEED_KEY = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +51,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=Path,
         help="root of the build folders, one per board (default: build/ in the project root)",
     )
+    group.addoption(
+        "--seed",
+        default=None,
+        type=int,
+        help="seed of every random choice the soak tests make (default: a fresh one, printed "
+        "in the report header and in each soak's output so that a failure can be replayed)",
+    )
+    group.addoption(
+        "--fault-soak",
+        default=500,
+        type=int,
+        metavar="N",
+        help="calls the fault-injection soak sends through the faulty line (default: 500)",
+    )
+    group.addoption(
+        "--reset-soak",
+        default=20,
+        type=int,
+        metavar="N",
+        help="random resets (kind and timing from the seed) the reset soak makes, with calls "
+        "in between (default: 20; raise it for hardware-in-the-loop runs)",
+    )
+    group.addoption(
+        "--wire-trace",
+        action="store_true",
+        default=False,
+        help="keep the wire trace of passing tests too (it is always kept for failing ones); "
+        "pytest itself owns --trace (it starts the debugger)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,13 +94,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_BOARDS_KEY] = boards
     config.stash[_BOARD_KEY] = board
+    seed = config.getoption("--seed")
+    config.stash[_SEED_KEY] = secrets.randbits(32) if seed is None else seed
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     board = config.stash.get(_BOARD_KEY, None)
     if board is None:
         return ""
-    return f"board: {board.name} (kind {board.kind}; reset kinds {', '.join(board.reset_kinds)})"
+    seed = config.stash[_SEED_KEY]
+    return (
+        f"board: {board.name} (kind {board.kind}; reset kinds {', '.join(board.reset_kinds)}); "
+        f"seed: {seed} (replay with --seed {seed})"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -96,6 +133,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def board(pytestconfig: pytest.Config) -> Board:
     """The validated boards.yaml entry selected with --board."""
     return pytestconfig.stash[_BOARD_KEY]
+
+
+@pytest.fixture(scope="session")
+def seed(pytestconfig: pytest.Config) -> int:
+    """The run's seed for random choices (--seed, or a fresh one shown in the header)."""
+    return pytestconfig.stash[_SEED_KEY]
 
 
 @pytest.fixture(scope="session")
