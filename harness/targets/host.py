@@ -20,10 +20,13 @@ from harness.targets.base import Target
 from harness.transport.fd import FdTransport
 
 _STOP_GRACE_S = 5.0
+# The signal the server takes as its reset pin (see zephyr_app/host/main.c).
+_RESET_PIN = signal.SIGUSR1
 
 
 class HostTarget(Target):
-    """Runs ``rpc_host_server``; a power reset kills it and starts a new process."""
+    """Runs ``rpc_host_server``; a power reset kills it and starts a new process, a hard reset
+    signals its reset pin, and rpc/fatal resets are the server's own (it re-executes itself)."""
 
     _artifacts: HostArtifacts | None = None
     _process: subprocess.Popen[bytes] | None = None
@@ -61,6 +64,10 @@ class HostTarget(Target):
             "--boot-count-file",
             str(self.boot_count_file),
         ]
+        # The reset pin (SIGUSR1) starts out held, as the server expects: a hard reset asked
+        # for while it boots then waits for its handler instead of killing it. The mask is
+        # this thread's own and the child inherits it; it is restored at once.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {_RESET_PIN})
         try:
             process = subprocess.Popen(
                 command,
@@ -72,6 +79,8 @@ class HostTarget(Target):
             )
         except OSError as exc:
             raise TargetError(f"cannot start {command[0]}: {exc}") from exc
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         assert process.stdin is not None and process.stdout is not None
         self._process = process
         self._console_thread = threading.Thread(
@@ -95,8 +104,13 @@ class HostTarget(Target):
             return  # the pipe was closed under us: the process is gone
 
     def _physical_reset(self, kind: str) -> None:
+        if kind == "hard":
+            self._assert_reset_pin()
+            return
         if kind != "power":
-            raise ConfigError(f"the host target cannot do a {kind!r} reset (only rpc and power)")
+            raise ConfigError(
+                f"the host target cannot do a {kind!r} reset (it can do rpc, fatal, hard, power)"
+            )
         old_transport = self.transport.replace(None)
         self._kill(expected=True)
         # Power loss forgets everything a real board keeps in RAM: the boot count with it.
@@ -104,6 +118,14 @@ class HostTarget(Target):
         if old_transport is not None:
             old_transport.close()
         self.transport.replace(self._spawn())
+
+    def _assert_reset_pin(self) -> None:
+        """The host board's reset pin: the server restarts itself in place, keeping its
+        "RAM" (the boot count file), and reports the cause reset-pin."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise TargetError(f"hard reset: the host server is not running. {self.post_mortem()}")
+        process.send_signal(_RESET_PIN)
 
     def _kill(self, *, expected: bool) -> int | None:
         process, self._process = self._process, None

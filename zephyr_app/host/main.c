@@ -7,9 +7,19 @@
  *
  *   rpc_host_server --board NAME --boot-count-file PATH [--reset-cause CAUSE]
  *
- * rpc.reset re-executes /proc/self/exe in the same process (same pid, same pipes) with
- * "--reset-cause software", which is what a board reset looks like from the host's side of a
- * UART: the line stays, the firmware starts over and sends its wake-up packet.
+ * A reset re-executes /proc/self/exe in the same process (same pid, same pipes) with
+ * "--reset-cause CAUSE", which is what a board reset looks like from the host's side of a UART:
+ * the line stays, the firmware starts over and sends its wake-up packet. The boot count file
+ * plays the part of RAM that survives a reset. The reset kinds (docs/reset-semantics.md):
+ *
+ *   rpc    rpc.reset, or app.reset_after_ms(ms, "rpc")        cause "software"
+ *   hard   SIGUSR1 from the harness: the reset pin            cause "reset-pin"
+ *   fatal  abort() (app.fatal, the fault functions): SIGABRT  cause "fatal-error"
+ *   power  the harness kills the process and deletes the boot count file: "power-on"
+ *
+ * The harness starts the server with SIGUSR1 blocked; it is unblocked once its handler is in
+ * place, so a reset pin asserted during boot is held until the firmware can act on it, as a
+ * real reset line is. The signal mask survives execv, so the same holds after every reset.
  */
 #define _GNU_SOURCE
 
@@ -17,11 +27,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <termios.h>
 #include <time.h>
@@ -29,13 +41,16 @@
 
 #include <rpc_server/server.h>
 
+#include "fault_functions.h"
+
 #ifndef RPC_FIRMWARE_VERSION
 #define RPC_FIRMWARE_VERSION "0.1.0"
 #endif
 
+/* Room for argv on a restart: the options above and "--reset-cause CAUSE". */
+#define HOST_MAX_ARGS 16
+
 struct host {
-	int argc;
-	char **argv;
 	const char *board;
 	const char *boot_count_file;
 	const char *reset_cause;
@@ -72,24 +87,6 @@ static void console_printf(const char *fmt, ...)
 	console_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static int write_all(void *ctx, const uint8_t *data, size_t len)
-{
-	(void)ctx;
-	while (len > 0) {
-		ssize_t n = write(STDOUT_FILENO, data, len);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void host_console(void *ctx, const char *line, size_t len)
 {
 	(void)ctx;
@@ -119,31 +116,201 @@ static uint64_t host_uptime_ms(void *ctx)
 	return ms > 0 ? (uint64_t)ms : 0;
 }
 
-/* Restart in place: same pid, same fds; argv gets "--reset-cause software". */
-static void host_reset(void *ctx)
+/* ---- resets ----------------------------------------------------------------------------- */
+
+/*
+ * argv for a restart, built once at startup so that a restart needs only execv(), which is
+ * async-signal-safe: the reset pin, the reset timer and the fatal error arrive as signals.
+ */
+static char *restart_argv[HOST_MAX_ARGS + 3];
+static int restart_cause_slot;
+
+/* What the reset timer (app.reset_after_ms) does when it fires; set before it is armed. */
+static volatile sig_atomic_t timer_action = FAULT_ACTION_RESET;
+
+/* app.torn_reply: bytes of the next reply still to send, then the action. */
+static struct {
+	bool armed;
+	uint32_t remaining;
+	enum fault_action action;
+} tear;
+
+static void console_raw(const char *line)
 {
-	struct host *host = ctx;
-	char **argv = calloc((size_t)host->argc + 3, sizeof(*argv));
+	(void)!write(STDERR_FILENO, line, strlen(line));
+}
+
+static int prepare_restart(int argc, char **argv)
+{
 	int i, n = 0;
 
-	console_printf("reset requested");
-	if (argv == NULL) {
-		console_printf("reset failed: out of memory");
-		_exit(70);
+	if (argc > HOST_MAX_ARGS) {
+		fprintf(stderr, "%s: too many arguments\n", argv[0]);
+		return -1;
 	}
-	for (i = 0; i < host->argc; i++) {
-		if (i > 0 && strcmp(host->argv[i], "--reset-cause") == 0) {
+	for (i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--reset-cause") == 0) {
 			i++;
 			continue;
 		}
-		argv[n++] = host->argv[i];
+		restart_argv[n++] = argv[i];
 	}
-	argv[n++] = "--reset-cause";
-	argv[n++] = "software";
-	argv[n] = NULL;
-	execv("/proc/self/exe", argv);
-	console_printf("reset failed: execv /proc/self/exe: %s", strerror(errno));
+	restart_argv[n++] = "--reset-cause";
+	restart_cause_slot = n++;
+	restart_argv[n] = NULL;
+	return 0;
+}
+
+/* Start the firmware over in this process with @p cause; async-signal-safe; never returns. */
+static void restart(const char *cause)
+{
+	restart_argv[restart_cause_slot] = (char *)cause;
+	execv("/proc/self/exe", restart_argv);
+	console_raw("reset failed: execv /proc/self/exe\n");
 	_exit(70);
+}
+
+static void software_reset(void)
+{
+	console_raw("reset requested\n");
+	restart("software");
+}
+
+/* rpc.reset */
+static void host_reset(void *ctx)
+{
+	(void)ctx;
+	software_reset();
+}
+
+void fault_hook_fatal(void)
+{
+	console_raw("app.fatal: raising a fatal error (abort)\n");
+	abort();
+}
+
+/* The fatal error handler: like the Zephyr firmware's, it records the cause and reboots. */
+static void on_fatal_signal(int sig)
+{
+	(void)sig;
+	console_raw("fatal error: SIGABRT, rebooting\n");
+	restart("fatal-error");
+}
+
+static void on_reset_pin(int sig)
+{
+	(void)sig;
+	console_raw("reset pin asserted\n");
+	restart("reset-pin");
+}
+
+static void on_reset_timer(int sig)
+{
+	(void)sig;
+	if (timer_action == FAULT_ACTION_FATAL) {
+		console_raw("reset timer: raising a fatal error (abort)\n");
+		abort();
+	}
+	software_reset();
+}
+
+void fault_hook_schedule(uint32_t ms, enum fault_action action)
+{
+	struct itimerval when = {
+		.it_value = {.tv_sec = ms / 1000u, .tv_usec = (long)(ms % 1000u) * 1000L},
+	};
+
+	if (ms == 0) {
+		when.it_value.tv_usec = 1; /* 0 would disarm the timer */
+	}
+	timer_action = action;
+	console_printf("reset timer: %s in %u ms", action == FAULT_ACTION_FATAL ? "fatal" : "rpc",
+		       (unsigned int)ms);
+	(void)setitimer(ITIMER_REAL, &when, NULL);
+}
+
+void fault_hook_tear_next_reply(uint32_t cut, enum fault_action action)
+{
+	tear.armed = true;
+	tear.remaining = cut;
+	tear.action = action;
+}
+
+/* The torn reply has been cut: carry out its action. Never returns. */
+static void tear_now(void)
+{
+	switch (tear.action) {
+	case FAULT_ACTION_RESET:
+		software_reset();
+		break;
+	case FAULT_ACTION_FATAL:
+		fault_hook_fatal();
+		break;
+	case FAULT_ACTION_HANG:
+		console_printf("torn reply: hanging until reset");
+		for (;;) {
+			pause(); /* only a reset (a signal or the harness's kill) ends this */
+		}
+	}
+	_exit(70);
+}
+
+static int install_signal_handlers(void)
+{
+	static const struct {
+		int sig;
+		void (*handler)(int);
+	} table[] = {
+		{SIGABRT, on_fatal_signal},
+		{SIGUSR1, on_reset_pin},
+		{SIGALRM, on_reset_timer},
+	};
+	struct sigaction action;
+	sigset_t unblock;
+	size_t i;
+
+	sigemptyset(&unblock);
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		memset(&action, 0, sizeof(action));
+		action.sa_handler = table[i].handler;
+		sigfillset(&action.sa_mask);
+		if (sigaction(table[i].sig, &action, NULL) != 0) {
+			return -1;
+		}
+		sigaddset(&unblock, table[i].sig);
+	}
+	/* Blocked by the harness, or by the handler that restarted us: held signals arrive now. */
+	return sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
+/* The server's write callback: a reply on the pipe when it returns; app.torn_reply cuts it. */
+static int write_all(void *ctx, const uint8_t *data, size_t len)
+{
+	bool torn = false;
+
+	(void)ctx;
+	if (tear.armed && len >= tear.remaining) {
+		len = tear.remaining;
+		torn = true;
+	} else if (tear.armed) {
+		tear.remaining -= (uint32_t)len;
+	}
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, data, len);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	if (torn) {
+		tear_now();
+	}
+	return 0;
 }
 
 static void usage(const char *prog)
@@ -274,16 +441,24 @@ static void make_raw(int fd)
 	}
 }
 
+/* After the built-ins: app.fatal (9), app.reset_after_ms (10), app.torn_reply (11). */
+static const struct rpc_function host_functions[] = {
+	{"app.fatal", fault_fn_fatal},
+	{"app.reset_after_ms", fault_fn_reset_after_ms},
+	{"app.torn_reply", fault_fn_torn_reply},
+};
+
 int main(int argc, char **argv)
 {
 	static struct host host;
 	struct rpc_server_config config;
 	uint8_t buf[4096];
 
-	host.argc = argc;
-	host.argv = argv;
 	if (parse_args(&host, argc, argv) != 0) {
 		usage(argv[0]);
+		return 2;
+	}
+	if (prepare_restart(argc, argv) != 0 || install_signal_handlers() != 0) {
 		return 2;
 	}
 	/* A host that goes away must not kill us with SIGPIPE: we exit on EOF instead. */
@@ -308,6 +483,8 @@ int main(int argc, char **argv)
 	memset(&config, 0, sizeof(config));
 	config.write = write_all;
 	config.platform = &host.platform;
+	config.functions = host_functions;
+	config.num_functions = sizeof(host_functions) / sizeof(host_functions[0]);
 	config.nonce_seed = fold_seed(host.platform.boot_id);
 	if (rpc_server_init(&host.server, &config) != 0) {
 		console_printf("rpc_server_init failed");
