@@ -12,7 +12,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 common="-std=c11 -Wall -Wextra -Werror -pedantic -Wshadow -Wconversion -Wno-sign-conversion
-	-Wstrict-prototypes -Wmissing-prototypes -I$src/include"
+	-Wstrict-prototypes -Wmissing-prototypes -I$src/include -I$root/zephyr_app/faults"
 status=0
 
 check() {
@@ -23,7 +23,8 @@ check() {
 		status=1
 		return
 	fi
-	for file in "$src"/src/*.c; do
+	# The portable server, and the fault functions both firmwares share (also OS-free).
+	for file in "$src"/src/*.c "$root"/zephyr_app/faults/*.c; do
 		name=$(basename "$file" .c)
 		# shellcheck disable=SC2086
 		if ! "$cc" $common "$@" -c "$file" -o "$out/$cc-$name.o" 2>"$out/log"; then

@@ -32,9 +32,12 @@ void app_raw_echo_start(uint32_t count);
 
 /*
  * The application's functions, after the built-ins (first handle RPC_BUILTIN_COUNT + 1):
- *   app.fatal()     raises a kernel panic; the fatal error handler records "fatal-error", reboots
- *   app.stats()     JSON str: receive counters and the unframer's drop counters
- *   app.raw_echo(n) null; then the next n received bytes are echoed raw (benchmark baseline)
+ *   app.fatal()                   (9) a kernel panic; the fatal error handler records
+ *                                 "fatal-error" and reboots
+ *   app.stats()                   (10) JSON str: receive counters, the unframer's drop counters
+ *   app.raw_echo(n)               (11) null; the next n received bytes are echoed raw
+ *   app.reset_after_ms(ms, kind)  (12) see faults/fault_functions.h
+ *   app.torn_reply(data, cut, a)  (13) see faults/fault_functions.h
  * Their user context (rpc_server_config.user_ctx) is the struct rpc_server.
  */
 extern const struct rpc_function app_functions[];

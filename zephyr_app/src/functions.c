@@ -9,18 +9,9 @@
 #include <rpc_server/server.h>
 
 #include "app.h"
+#include "fault_functions.h"
 
 #define APP_RAW_ECHO_MAX (1 << 20)
-
-/* app.fatal(): a real kernel fatal error, so that the harness can test that kind of reset. */
-static void app_fatal(struct rpc_call *call)
-{
-	if (rpc_call_check_num_args(call, 0) != 0) {
-		return;
-	}
-	printk("app.fatal: raising a kernel panic\n");
-	k_panic();
-}
 
 static void json_u32(struct rpc_text *out, const char *key, uint32_t value, bool first)
 {
@@ -88,9 +79,11 @@ static void app_raw_echo(struct rpc_call *call)
 }
 
 const struct rpc_function app_functions[] = {
-	{"app.fatal", app_fatal},
+	{"app.fatal", fault_fn_fatal},
 	{"app.stats", app_stats},
 	{"app.raw_echo", app_raw_echo},
+	{"app.reset_after_ms", fault_fn_reset_after_ms},
+	{"app.torn_reply", fault_fn_torn_reply},
 };
 
 const size_t app_num_functions = sizeof(app_functions) / sizeof(app_functions[0]);

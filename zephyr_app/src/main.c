@@ -8,7 +8,7 @@
  * Boot facts survive a reset in a __noinit record (boot count, the cause a software reset or a
  * fatal error recorded before rebooting, the previous boot id). The console lines are evidence
  * for the harness and have fixed prefixes: "boot: ", "sleep_ms: sleeping ", "reset requested",
- * "fatal error: ", "rx overflow: ", "rpc: ".
+ * "fatal error: ", "rx overflow: ", "rpc: ", "reset timer: ", "torn reply: ".
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,6 +20,7 @@
 #include <rpc_server/server.h>
 
 #include "app.h"
+#include "fault_functions.h"
 
 #define RPC_UART_NODE DT_ALIAS(rpc_uart)
 #if !DT_NODE_HAS_STATUS(RPC_UART_NODE, okay)
@@ -250,14 +251,36 @@ static void rpc_uart_isr(const struct device *dev, void *user_data)
 	}
 }
 
-/* Server write callback: polled transmit, which waits for the UART and never drops a byte. */
+/* app.torn_reply: bytes of the next reply still to send, then the action. Main thread only. */
+static struct {
+	bool armed;
+	uint32_t remaining;
+	enum fault_action action;
+} tear;
+
+static void tear_now(void);
+
+/*
+ * Server write callback: polled transmit, which waits for the UART and never drops a byte.
+ * app.torn_reply cuts the reply it arms.
+ */
 static int rpc_uart_write(void *ctx, const uint8_t *data, size_t len)
 {
 	struct app *a = ctx;
+	bool torn = false;
 	size_t i;
 
+	if (tear.armed && len >= tear.remaining) {
+		len = tear.remaining;
+		torn = true;
+	} else if (tear.armed) {
+		tear.remaining -= (uint32_t)len;
+	}
 	for (i = 0; i < len; i++) {
 		uart_poll_out(a->uart, data[i]);
+	}
+	if (torn) {
+		tear_now();
 	}
 	return 0;
 }
@@ -295,6 +318,69 @@ static void app_reset(void *ctx)
 	printk("reset requested\n");
 	persist_record_cause(PERSIST_CAUSE_SOFTWARE);
 	reboot_now();
+}
+
+/* ---- fault functions (faults/fault_functions.h) ------------------------------------------ */
+
+void fault_hook_fatal(void)
+{
+	printk("app.fatal: raising a kernel panic\n");
+	k_panic();
+}
+
+/* The reset timer fires in an ISR; the reset or the panic happens in the system work queue. */
+static enum fault_action timer_action;
+
+static void fault_timer_work_handler(struct k_work *work)
+{
+	ARG_UNUSED(work);
+	if (timer_action == FAULT_ACTION_FATAL) {
+		printk("reset timer: raising a kernel panic\n");
+		k_panic();
+	}
+	app_reset(NULL);
+}
+
+static K_WORK_DEFINE(fault_timer_work, fault_timer_work_handler);
+
+static void fault_timer_expired(struct k_timer *timer)
+{
+	ARG_UNUSED(timer);
+	k_work_submit(&fault_timer_work);
+}
+
+static K_TIMER_DEFINE(fault_timer, fault_timer_expired, NULL);
+
+void fault_hook_schedule(uint32_t ms, enum fault_action action)
+{
+	timer_action = action;
+	printk("reset timer: %s in %u ms\n", action == FAULT_ACTION_FATAL ? "fatal" : "rpc",
+	       (unsigned int)ms);
+	k_timer_start(&fault_timer, K_MSEC(ms), K_NO_WAIT);
+}
+
+void fault_hook_tear_next_reply(uint32_t cut, enum fault_action action)
+{
+	tear.armed = true;
+	tear.remaining = cut;
+	tear.action = action;
+}
+
+static void tear_now(void)
+{
+	switch (tear.action) {
+	case FAULT_ACTION_RESET:
+		app_reset(NULL);
+		break;
+	case FAULT_ACTION_FATAL:
+		fault_hook_fatal();
+		break;
+	case FAULT_ACTION_HANG:
+		printk("torn reply: hanging until reset\n");
+		for (;;) {
+			k_sleep(K_FOREVER);
+		}
+	}
 }
 
 static uint64_t app_uptime_ms(void *ctx)
