@@ -224,6 +224,17 @@ class Client:
                 )
             self._receive(min(deadline - now, _POLL_S), wait)
 
+    def await_boot(self, timeout: float | None = None) -> None:
+        """Wait for the device's wake-up TerminateSession without opening a session.
+
+        It is the ready signal of a boot: once it has arrived the device has counted the boot
+        and listens. Tests use it to act right after a boot (a second reset in quick
+        succession) without sleeping. Raises HandshakeTimeoutError past the deadline.
+        """
+        with self._lock:
+            timeout = self.reset_timeout if timeout is None else timeout
+            self._await_boot(time.monotonic() + timeout, timeout, _Wait())
+
     def reconnect(self, timeout: float | None = None) -> int:
         """Open a new session after a reset or a failed call; returns the new session id."""
         return self.handshake(timeout)

@@ -8,8 +8,9 @@
  *
  *   app.fatal()                         a real fatal error on the device (it reboots, cause
  *                                       "fatal-error"); no reply is ever sent
- *   app.reset_after_ms(ms, kind)        returns null at once; ms later the device resets by
- *                                       itself: kind "rpc" (software reset) or "fatal"
+ *   app.reset_after_ms(ms, kind)        returns null at once; ms after that reply has been
+ *                                       sent the device resets by itself: kind "rpc" (a
+ *                                       software reset) or "fatal" (a fatal error)
  *   app.torn_reply(data, cut, action)   replies like rpc.echo(data), but the RPC UART stops after
  *                                       cut bytes of that reply's frame; then action "rpc"
  *                                       resets, "fatal" raises a fatal error, and "hang" sends
@@ -41,7 +42,11 @@ void fault_fn_torn_reply(struct rpc_call *call);
 /* Raise a real fatal error now (a kernel panic, abort()); does not return. */
 void fault_hook_fatal(void);
 
-/* Carry out @p action (never FAULT_ACTION_HANG) @p ms milliseconds from now, from a timer. */
+/*
+ * Carry out @p action (never FAULT_ACTION_HANG) @p ms milliseconds after the current request's
+ * reply has been sent, from a timer: the platform starts the timer once rpc_server_feed()
+ * returns, so that even ms = 0 cannot cut that reply short.
+ */
 void fault_hook_schedule(uint32_t ms, enum fault_action action);
 
 /*

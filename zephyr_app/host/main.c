@@ -214,18 +214,33 @@ static void on_reset_timer(int sig)
 	software_reset();
 }
 
+/* app.reset_after_ms: the delay of a reset timer still to start, or -1. Main thread only. */
+static int64_t timer_pending_ms = -1;
+
 void fault_hook_schedule(uint32_t ms, enum fault_action action)
 {
-	struct itimerval when = {
-		.it_value = {.tv_sec = ms / 1000u, .tv_usec = (long)(ms % 1000u) * 1000L},
-	};
+	timer_action = action;
+	timer_pending_ms = ms;
+}
 
+/* Called when a request has been handled and its reply sent. */
+static void start_pending_timer(void)
+{
+	struct itimerval when = {{0, 0}, {0, 0}};
+	uint32_t ms;
+
+	if (timer_pending_ms < 0) {
+		return;
+	}
+	ms = (uint32_t)timer_pending_ms;
+	timer_pending_ms = -1;
+	when.it_value.tv_sec = ms / 1000u;
+	when.it_value.tv_usec = (long)(ms % 1000u) * 1000L;
 	if (ms == 0) {
 		when.it_value.tv_usec = 1; /* 0 would disarm the timer */
 	}
-	timer_action = action;
-	console_printf("reset timer: %s in %u ms", action == FAULT_ACTION_FATAL ? "fatal" : "rpc",
-		       (unsigned int)ms);
+	console_printf("reset timer: %s in %u ms",
+		       timer_action == FAULT_ACTION_FATAL ? "fatal" : "rpc", (unsigned int)ms);
 	(void)setitimer(ITIMER_REAL, &when, NULL);
 }
 
@@ -508,5 +523,6 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		rpc_server_feed(&host.server, buf, (size_t)n);
+		start_pending_timer();
 	}
 }

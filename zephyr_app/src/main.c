@@ -351,12 +351,25 @@ static void fault_timer_expired(struct k_timer *timer)
 
 static K_TIMER_DEFINE(fault_timer, fault_timer_expired, NULL);
 
+/* app.reset_after_ms: the delay of a reset timer still to start, or -1. Main thread only. */
+static int64_t timer_pending_ms = -1;
+
 void fault_hook_schedule(uint32_t ms, enum fault_action action)
 {
 	timer_action = action;
-	printk("reset timer: %s in %u ms\n", action == FAULT_ACTION_FATAL ? "fatal" : "rpc",
-	       (unsigned int)ms);
-	k_timer_start(&fault_timer, K_MSEC(ms), K_NO_WAIT);
+	timer_pending_ms = ms;
+}
+
+/* Called when a request has been handled and its reply sent. */
+static void start_pending_timer(void)
+{
+	if (timer_pending_ms < 0) {
+		return;
+	}
+	printk("reset timer: %s in %u ms\n", timer_action == FAULT_ACTION_FATAL ? "fatal" : "rpc",
+	       (unsigned int)timer_pending_ms);
+	k_timer_start(&fault_timer, K_MSEC(timer_pending_ms), K_NO_WAIT);
+	timer_pending_ms = -1;
 }
 
 void fault_hook_tear_next_reply(uint32_t cut, enum fault_action action)
@@ -611,6 +624,7 @@ int main(void)
 			raw_echo_remaining -= raw;
 			if (n > raw) {
 				rpc_server_feed(&a->server, chunk + raw, n - raw);
+				start_pending_timer();
 			}
 		}
 		report_overflow(a);
