@@ -75,7 +75,9 @@ class FdTransport(Transport):
             except BlockingIOError:
                 continue
             except OSError as exc:
-                if exc.errno in (errno.EIO, errno.EBADF):
+                # EIO: a pty whose other side is gone; EBADF: closed under us; ECONNRESET: a
+                # socket whose peer died with bytes unread (QEMU killed by a power reset).
+                if exc.errno in (errno.EIO, errno.EBADF, errno.ECONNRESET):
                     raise TransportClosedError(f"{self._name}: device end gone ({exc})") from exc
                 raise TransportError(f"{self._name}: read failed: {exc}") from exc
             if not data:

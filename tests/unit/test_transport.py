@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
 import threading
 import time
 
@@ -57,6 +58,19 @@ def test_far_end_closing_is_reported_as_closed() -> None:
     with pytest.raises(TransportClosedError):
         transport.write(b"x" * 100000)
     transport.close()
+
+
+def test_socket_peer_dying_with_unread_bytes_is_reported_as_closed() -> None:
+    # What the harness sees when a power reset kills QEMU while a request is unread: the
+    # socket read fails with ECONNRESET, which must read as "closed" so that a swappable
+    # transport can move on to the new QEMU's socket.
+    ours, peer = socket.socketpair()
+    transport = FdTransport(ours.fileno(), ours.fileno(), name="sock")
+    transport.write(b"request the peer never reads")
+    peer.close()
+    with pytest.raises(TransportClosedError, match="device end gone"):
+        transport.read(1.0)
+    ours.close()
 
 
 def test_pty_master_is_a_transport() -> None:
