@@ -1,16 +1,24 @@
 """``python -m harness``: command-line entry points.
 
 python -m harness info [--board NAME]     build, boot, handshake, print rpc.info
+python -m harness trace [--full] FILE     print a wire trace with its frames decoded
+
+Exit status: 0 on success, 1 when the harness failed (or the trace is missing or corrupt),
+2 for a wrong command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from harness.connect import connect
 from harness.errors import HarnessError
+from harness.trace import read_trace
+from harness.trace_format import format_trace
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -24,6 +32,21 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    # Read (and so validate) the whole file before printing, so a corrupt trace fails with
+    # one clear error instead of half a listing.
+    trace = read_trace(Path(args.file))
+    try:
+        for line in format_trace(trace, full=args.full):
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `... | head`: the reader has seen enough. Point stdout at /dev/null so the flush at
+        # interpreter exit does not fail a second time (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("--board", default="host")
     info.add_argument("--boards-file", default=None)
     info.set_defaults(run=_info)
+    trace = sub.add_parser(
+        "trace", help="print a wire trace (wire-trace.jsonl) with its frames decoded"
+    )
+    trace.add_argument("file", help="the trace file, e.g. <test folder>/device/wire-trace.jsonl")
+    trace.add_argument(
+        "--full", action="store_true", help="every byte of every chunk, not a 64-byte preview"
+    )
+    trace.set_defaults(run=_trace)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -3,13 +3,16 @@
 A pump thread feeds what the console UART sends into a :class:`Console`, which never
 blocks the producer (an unread UART can freeze a whole QEMU), keeps the full text for the
 test report and a log file, and hands out pexpect spawns so tests can write
-``device.console.expect(r"boot: .* reset-cause software")``.
+``device.console.expect(r"boot: .* reset-cause software")``. Each complete line also goes
+to an ``on_line`` listener, which is how console lines land in the wire trace between the
+RPC bytes they explain.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -21,13 +24,19 @@ from harness.errors import TargetError
 class Console:
     """An append-only record of console output with blocking, deadline-bound readers."""
 
-    def __init__(self, log_path: Path | None = None) -> None:
+    def __init__(
+        self, log_path: Path | None = None, *, on_line: Callable[[str], None] | None = None
+    ) -> None:
+        """``on_line`` is called with each complete line (without its line ending), from the
+        thread that feeds the console; a partial last line is passed on at :meth:`close`."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._data = bytearray()
         self._closed = False
         self._log = log_path.open("ab") if log_path is not None else None
         self._default_spawn: ConsoleSpawn | None = None
+        self._on_line = on_line
+        self._line_start = 0  # offset in _data of the first byte not yet passed to on_line
 
     # -- producer side ---------------------------------------------------------------------
 
@@ -41,6 +50,27 @@ class Console:
                 self._log.write(data)
                 self._log.flush()
             self._changed.notify_all()
+            lines = self._take_lines(final=False)
+        self._emit(lines)
+
+    def _take_lines(self, *, final: bool) -> list[bytes]:
+        """Complete lines not yet passed on (and, if ``final``, the partial last one)."""
+        if self._on_line is None:
+            return []
+        end = self._data.rfind(b"\n", self._line_start) + 1
+        if final:
+            end = len(self._data)
+        if end <= self._line_start:
+            return []
+        chunk = bytes(self._data[self._line_start : end])
+        self._line_start = end
+        return chunk.removesuffix(b"\n").split(b"\n")
+
+    def _emit(self, lines: list[bytes]) -> None:
+        # Outside the lock: a listener must never be able to stall the producer's lock.
+        if self._on_line is not None:
+            for line in lines:
+                self._on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
 
     def append(self, line: str) -> None:
         """Append one line of text (for consoles that arrive line by line)."""
@@ -54,6 +84,8 @@ class Console:
                 self._log.close()
                 self._log = None
             self._changed.notify_all()
+            lines = self._take_lines(final=True)
+        self._emit(lines)
 
     def reopen(self) -> None:
         """A new console stream follows (a power-cycled device); keep the text so far."""

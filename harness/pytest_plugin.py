@@ -3,12 +3,19 @@
 Registered through the ``pytest11`` entry point, so ``pip install`` is all a project needs.
 Problems a user can fix (an unknown board, a broken boards.yaml) are reported at configure
 time as usage errors, before any test runs, instead of as a wall of fixture errors.
+
+Evidence (docs/evidence.md): every device test records a wire trace in its device folder;
+a failed test gets it in its report and keeps it on disk (its path is the ``wire_trace``
+property of the test case in the JUnit XML), a passing test's trace is deleted unless
+``--wire-trace`` asks to keep it. The JUnit XML also names the board, the firmware hash and
+the Zephyr version as test-suite properties.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,12 +24,20 @@ from harness.boards import Board, BoardsFile, load_boards
 from harness.client import Client
 from harness.connect import DEFAULT_BOARDS_FILE, DEFAULT_BUILD_ROOT
 from harness.errors import ConfigError
+from harness.firmware import FirmwareIdentity, identify
 from harness.targets.base import Target, make_target
+from harness.trace import Trace, TraceFormatError, read_trace
+from harness.trace_format import render
 from harness.zephyr import find_zephyr_base, has_zephyr
 
 _BOARDS_KEY = pytest.StashKey[BoardsFile]()
 _BOARD_KEY = pytest.StashKey[Board]()
 _SEED_KEY = pytest.StashKey[int]()
+_IDENTITY_KEY = pytest.StashKey[FirmwareIdentity]()
+_TRACE_KEY = pytest.StashKey[Trace]()
+_TRACE_KEPT_KEY = pytest.StashKey[bool]()
+TRACE_REPORT_LINES = 300
+"""Lines of the formatted trace (its end) put in a failed test's report; the file has all."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,27 +175,60 @@ def zephyr_base(pytestconfig: pytest.Config, board: Board) -> Path | None:
 
 @pytest.fixture
 def device(
-    board: Board, build_root: Path, tmp_path: Path, zephyr_base: Path | None
+    request: pytest.FixtureRequest,
+    board: Board,
+    build_root: Path,
+    tmp_path: Path,
+    zephyr_base: Path | None,
 ) -> Iterator[Target]:
     """The started target for --board, fresh for each test; ``device.reset(kind)`` resets it.
 
     Stopping it raises if the device died badly (a sanitizer report), which fails the test
-    in its teardown rather than letting the report go unread.
+    in its teardown rather than letting the report go unread. Its wire trace
+    (``device.trace``) is closed after the device stops, so it ends with the last console
+    line of the shutdown.
     """
     target = make_target(board, build_root=build_root, work_dir=tmp_path / "device")
     target.zephyr_base = zephyr_base
-    target.build()
-    target.start()
+    request.node.stash[_TRACE_KEY] = target.trace
+    target.trace.note("test", f"{request.node.nodeid}: building and starting the device")
     try:
-        yield target
+        target.build()
+        identity = identify(target)
+        target.trace.note(
+            "firmware", f"sha256 {identity.firmware_hash}; zephyr {identity.zephyr_version}"
+        )
+        _record_identity(request, identity)
+        target.start()
+        try:
+            yield target
+        finally:
+            target.trace.note("test", "stopping the device")
+            target.stop()
     finally:
-        target.stop()
+        target.trace.close()
+
+
+def _record_identity(request: pytest.FixtureRequest, identity: FirmwareIdentity) -> None:
+    """Board, firmware hash and Zephyr version as JUnit test-suite properties, once a run."""
+    if _IDENTITY_KEY in request.config.stash:
+        return
+    request.config.stash[_IDENTITY_KEY] = identity
+    try:
+        record: Callable[[str, object], None] = request.getfixturevalue("record_testsuite_property")
+    except pytest.FixtureLookupError:  # the junitxml plugin is disabled
+        return
+    record("board", identity.board)
+    record("firmware_hash", identity.firmware_hash)
+    record("zephyr_version", identity.zephyr_version)
 
 
 @pytest.fixture
 def client(device: Target, board: Board) -> Iterator[Client]:
-    """A client with a session already open on ``device``."""
-    connection = Client.for_target(device)
+    """A client with a session already open on ``device``; the device's Log messages it
+    accepts are noted in the wire trace as ``client-log`` (what the client saw, after any
+    fault injection, as opposed to the raw bytes on the wire)."""
+    connection = Client.for_target(device, on_log=partial(device.trace.note, "client-log"))
     connection.handshake(board.timeouts.boot + board.timeouts.handshake)
     try:
         yield connection
@@ -188,11 +236,58 @@ def client(device: Target, board: Board) -> Iterator[Client]:
         connection.close()
 
 
+def _trace_section(trace: Trace) -> str:
+    """The end of the formatted trace, under the file's path and how to print all of it."""
+    try:
+        text = render(read_trace(trace.path), tail=TRACE_REPORT_LINES)
+    except TraceFormatError as exc:
+        text = f"(cannot format the trace: {exc})"
+    return (
+        f"file: {trace.path}\nprint all of it: python -m harness trace --full {trace.path}\n{text}"
+    )
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
+
+
+def _handle_trace(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Note each phase's outcome in the trace; keep and attach it at the first failure;
+    at teardown, delete a passing test's trace unless --wire-trace keeps it."""
+    trace = item.stash.get(_TRACE_KEY, None)
+    if trace is None:
+        return
+    if report.when == "setup" and report.passed:
+        trace.note("test", "setup passed; the test body starts")
+    elif report.when == "call":
+        verdict = f"failed: {_crash_message(report)}" if report.failed else report.outcome
+        trace.note("test", f"the test body {verdict}")
+    kept = item.stash.get(_TRACE_KEPT_KEY, False)
+    if report.failed and not kept:
+        item.stash[_TRACE_KEPT_KEY] = kept = True
+        # On the item too: a later phase's report (which JUnit reads) copies its properties.
+        item.user_properties.append(("wire_trace", str(trace.path)))
+        report.user_properties.append(("wire_trace", str(trace.path)))
+        report.sections.append(("wire trace", _trace_section(trace)))
+    if report.when != "teardown" or kept:
+        return
+    if item.config.getoption("--wire-trace"):
+        report.user_properties.append(("wire_trace", str(trace.path)))
+    else:
+        trace.close()  # already closed by the device fixture; this makes sure
+        trace.path.unlink(missing_ok=True)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Attach the device's console and the protocol logs to the report of a failed test."""
+    """Handle the wire trace, and attach the device's console and the protocol logs to the
+    report of a failed test."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    _handle_trace(item, report)
     if report.when not in ("call", "teardown") or not report.failed:
         return
     funcargs = getattr(item, "funcargs", {})

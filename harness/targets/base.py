@@ -3,17 +3,25 @@
 Targets own a lifecycle, not a protocol: build -> start -> reset(kind) -> stop. Every kind
 of reset goes through the one ``reset(kind)`` call so that tests can be parametrized over
 kinds; the protocol (handshake, calls) stays in the client, which only sees bytes.
+
+Every target keeps a wire trace (``target.trace``, see :mod:`harness.trace`) in its work
+folder. It is wired here, once, for every kind of board: the trace observes the swappable
+transport (every byte, whichever pipe a start or a power reset installs), the console (every
+line) and ``reset()`` (every reset asked for and how it ended), so the subclasses, which
+only make pipes and processes, need to know nothing about it.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from harness.boards import Board
 from harness.console import Console
 from harness.errors import ConfigError
+from harness.trace import TRACE_FILE_NAME, Trace
 from harness.transport.swappable import SwappableTransport
 
 # Reset kinds the device carries out itself when asked over RPC.
@@ -27,10 +35,18 @@ class Target(abc.ABC):
         self.board = board
         self.build_root = build_root
         self.work_dir = work_dir
-        self.transport = SwappableTransport(name=board.name)
         work_dir.mkdir(parents=True, exist_ok=True)
+        self.trace = Trace(
+            work_dir / TRACE_FILE_NAME,
+            board=board.name,
+            board_kind=board.kind,
+            max_packet=board.max_packet,
+        )
+        self.transport = SwappableTransport(name=board.name, observer=self.trace)
         # Everything the device prints on its console, kept in the test's folder as well.
-        self.console = Console(work_dir / "console.log")
+        self.console = Console(
+            work_dir / "console.log", on_line=partial(self.trace.note, "console")
+        )
         self._inband_reset: Callable[[str], None] | None = None
         # Where Zephyr-built targets find Zephyr (None: the usual search, see harness.zephyr).
         self.zephyr_base: Path | None = None
@@ -84,6 +100,15 @@ class Target(abc.ABC):
                 f"board {self.board.name!r} does not support reset kind {kind!r}; "
                 f"it supports {list(self.board.reset_kinds)} (reset_kinds in {self.board.source})"
             )
+        self.trace.note("reset", f"reset {kind} requested")
+        try:
+            self._reset(kind)
+        except BaseException as exc:
+            self.trace.note("reset", f"reset {kind} failed: {type(exc).__name__}: {exc}")
+            raise
+        self.trace.note("reset", f"reset {kind} carried out")
+
+    def _reset(self, kind: str) -> None:
         if kind in INBAND_RESET_KINDS:
             if self._inband_reset is None:
                 raise ConfigError(
@@ -101,7 +126,10 @@ class Target(abc.ABC):
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self.trace.close()
 
 
 def make_target(board: Board, *, build_root: Path, work_dir: Path) -> Target:

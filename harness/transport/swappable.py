@@ -9,23 +9,48 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Literal, Protocol
 
-from harness.errors import TransportClosedError
+from harness.errors import TransportClosedError, TransportError
 from harness.transport.base import Transport
 
 # A write issued while a reset has the pipe detached waits this long for the new one.
 _ATTACH_WAIT_FOR_WRITE_S = 10.0
 
 
-class SwappableTransport(Transport):
-    """Forwards to a current transport; a read that hits a replaced pipe moves to the new one."""
+class WireObserver(Protocol):
+    """Sees every byte that crosses the transport, and its life events (a wire trace)."""
 
-    def __init__(self, initial: Transport | None = None, *, name: str = "device") -> None:
+    def record(self, direction: Literal["tx", "rx"], data: bytes) -> None:
+        """``direction`` is ``tx`` (written to the device) or ``rx`` (read from it)."""
+
+    def note(self, kind: str, text: str) -> None:
+        """A transport event; ``kind`` is ``transport`` here."""
+
+
+class SwappableTransport(Transport):
+    """Forwards to a current transport; a read that hits a replaced pipe moves to the new one.
+
+    It is also the one place every byte to and from a device passes, whichever client, test
+    helper or wrapper (a fault injector) is on top and whichever pipe is underneath, so an
+    ``observer`` given here sees the real wire: what was handed to the device's pipe and
+    what came out of it. Written bytes are reported before the write, so a reply read on
+    another thread can never appear in the record before the request that caused it.
+    """
+
+    def __init__(
+        self,
+        initial: Transport | None = None,
+        *,
+        name: str = "device",
+        observer: WireObserver | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._current = initial
         self._name = name
         self._closed = False
         self._swapped = threading.Condition(self._lock)
+        self._observer = observer
 
     @property
     def description(self) -> str:
@@ -44,6 +69,11 @@ class SwappableTransport(Transport):
         with self._lock:
             old, self._current = self._current, new
             self._swapped.notify_all()
+        if self._observer is not None:
+            if old is not None:
+                self._observer.note("transport", f"detached {old.description}")
+            if new is not None:
+                self._observer.note("transport", f"attached {new.description}")
         return old
 
     def _get(self, deadline: float) -> Transport | None:
@@ -61,7 +91,15 @@ class SwappableTransport(Transport):
         current = self._get(time.monotonic() + _ATTACH_WAIT_FOR_WRITE_S)
         if current is None:
             raise TransportClosedError(f"{self._name}: no device attached (it is being reset)")
-        current.write(data)
+        if self._observer is None:
+            current.write(data)
+            return
+        self._observer.record("tx", data)
+        try:
+            current.write(data)
+        except TransportError as exc:
+            self._observer.note("transport", f"write of {len(data)} bytes failed: {exc}")
+            raise
 
     def read(self, timeout: float) -> bytes:
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -70,18 +108,26 @@ class SwappableTransport(Transport):
             if current is None:
                 return b""
             try:
-                return current.read(max(deadline - time.monotonic(), 0.0))
-            except TransportClosedError:
+                data = current.read(max(deadline - time.monotonic(), 0.0))
+            except TransportClosedError as exc:
                 with self._lock:
                     replaced = self._current is not current
                 if not replaced:
+                    if self._observer is not None:
+                        self._observer.note("transport", f"read failed: {exc}")
                     raise
                 # A reset detached or replaced the pipe under us: go on with the new one.
+                continue
+            if data and self._observer is not None:
+                self._observer.record("rx", data)
+            return data
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
+            was_closed, self._closed = self._closed, True
             current, self._current = self._current, None
             self._swapped.notify_all()
         if current is not None:
             current.close()
+        if self._observer is not None and not was_closed:
+            self._observer.note("transport", "closed")
