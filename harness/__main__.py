@@ -1,7 +1,8 @@
 """``python -m harness``: command-line entry points.
 
 python -m harness info [--board NAME]     build, boot, handshake, print rpc.info
-python -m harness trace [--full] FILE     print a wire trace with its frames decoded
+python -m harness trace [--full] [--chunks] FILE
+                                          print a wire trace with its frames decoded
 
 Exit status: 0 on success, 1 when the harness failed (or the trace is missing or corrupt),
 2 for a wrong command line.
@@ -37,7 +38,7 @@ def _trace(args: argparse.Namespace) -> int:
     # one clear error instead of half a listing.
     trace = read_trace(Path(args.file))
     try:
-        for line in format_trace(trace, full=args.full):
+        for line in format_trace(trace, full=args.full, chunks=args.chunks):
             print(line)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("file", help="the trace file, e.g. <test folder>/device/wire-trace.jsonl")
     trace.add_argument(
         "--full", action="store_true", help="every byte of every chunk, not a 64-byte preview"
+    )
+    trace.add_argument(
+        "--chunks",
+        action="store_true",
+        help="every read and write as recorded, instead of back-to-back ones merged",
     )
     trace.set_defaults(run=_trace)
     args = parser.parse_args(argv)

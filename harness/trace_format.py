@@ -10,14 +10,27 @@ correct receiver: when something is wrong, the bytes are the evidence.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from harness.protocol.framing import DEFAULT_MAX_PAYLOAD
-from harness.trace import DIRECTIONS, Header, Note, TraceFile, WireBytes, iter_segments
+from harness.trace import (
+    DIRECTIONS,
+    Direction,
+    Header,
+    Note,
+    Record,
+    TraceFile,
+    WireBytes,
+    iter_segments,
+)
 from harness.trace_decode import WireDecoder
 
 PREVIEW_ROWS = 4
 """Hexdump rows shown per chunk unless ``full``; 16 bytes a row."""
+MERGE_GAP_S = 0.005
+"""Back-to-back chunks of one direction closer than this are shown as one block; a longer
+pause is worth seeing, so it starts a new block."""
 _ROW = 16
 _LABEL = 10  # width of the kind column: "client-log", "transport", "tx", ...
 _INDENT = " " * (12 + 2 + _LABEL + 1)
@@ -58,25 +71,79 @@ def _note_lines(stamp: str, note: Note) -> list[str]:
     return lines
 
 
-def format_trace(trace: TraceFile, *, full: bool = False) -> Iterator[str]:
-    """The lines of the whole trace; ``full`` shows every byte instead of a preview."""
+@dataclass
+class _Block:
+    """Consecutive chunks of one direction shown together (see :func:`_blocks`)."""
+
+    direction: Direction
+    first: float
+    last: float
+    data: bytearray
+    chunks: int = 1
+
+
+def _blocks(body: list[Record], merge: bool) -> Iterator[Note | _Block]:
+    """Notes as they are; wire chunks grouped while ``merge`` says so: same direction,
+    nothing recorded in between, and each gap under MERGE_GAP_S."""
+    block: _Block | None = None
+    for record in body:
+        if isinstance(record, WireBytes):
+            if (
+                merge
+                and block is not None
+                and block.direction == record.direction
+                and record.mono - block.last < MERGE_GAP_S
+            ):
+                block.data += record.data
+                block.last = record.mono
+                block.chunks += 1
+                continue
+            if block is not None:
+                yield block
+            block = _Block(record.direction, record.mono, record.mono, bytearray(record.data))
+            continue
+        if block is not None:
+            yield block
+            block = None
+        if isinstance(record, Note):
+            yield record
+    if block is not None:
+        yield block
+
+
+def _block_title(block: _Block) -> str:
+    size = len(block.data)
+    title = f"{size} byte{'s' if size != 1 else ''}"
+    if block.chunks > 1:
+        verb = "reads" if block.direction == "rx" else "writes"
+        title += f" in {block.chunks} {verb} over {(block.last - block.first) * 1e3:.3f} ms"
+    return title
+
+
+def format_trace(trace: TraceFile, *, full: bool = False, chunks: bool = False) -> Iterator[str]:
+    """The lines of the whole trace.
+
+    ``full`` shows every byte instead of a preview. Unless ``chunks``, back-to-back reads
+    (or writes) are shown as one block: an emulated UART often delivers a frame a byte per
+    read, and forty one-byte lines would bury the frame. The decoded result is the same
+    either way, since the unframer's output never depends on how the stream was split.
+    """
     for warning in trace.warnings:
         yield f"warning: {warning}"
     for number, (header, body) in enumerate(iter_segments(trace), start=1):
         yield _describe_header(number, header)
         max_payload = header.meta.get("max_packet", DEFAULT_MAX_PAYLOAD)
         decoder = WireDecoder(max_payload if isinstance(max_payload, int) else DEFAULT_MAX_PAYLOAD)
-        for record in body:
-            stamp = _stamp(record.mono, header.mono)
-            if isinstance(record, Note):
-                yield from _note_lines(stamp, record)
+        for item in _blocks(body, merge=not chunks):
+            stamp = _stamp(item.mono if isinstance(item, Note) else item.first, header.mono)
+            if isinstance(item, Note):
+                yield from _note_lines(stamp, item)
                 continue
-            assert isinstance(record, WireBytes)
-            size = len(record.data)
-            yield f"{stamp}  {record.direction:<{_LABEL}} {size} byte{'s' if size != 1 else ''}"
-            for line in hexdump(record.data, rows=None if full else PREVIEW_ROWS):
+            yield f"{stamp}  {item.direction:<{_LABEL}} {_block_title(item)}"
+            data = bytes(item.data)
+            for line in hexdump(data, rows=None if full else PREVIEW_ROWS):
                 yield f"{_INDENT}{line}"
-            for finding in decoder.feed(record.direction, record.data):
+            for finding in decoder.feed(item.direction, data):
                 yield f"{_INDENT}{finding.kind}: {finding.text}"
         for direction in DIRECTIONS:
             if decoder.pending(direction):
@@ -86,13 +153,15 @@ def format_trace(trace: TraceFile, *, full: bool = False) -> Iterator[str]:
                 )
 
 
-def render(trace: TraceFile, *, full: bool = False, tail: int | None = None) -> str:
+def render(
+    trace: TraceFile, *, full: bool = False, chunks: bool = False, tail: int | None = None
+) -> str:
     """The formatted trace as one string; only its last ``tail`` lines if given."""
-    lines = list(format_trace(trace, full=full))
+    lines = list(format_trace(trace, full=full, chunks=chunks))
     if tail is not None and len(lines) > tail:
         omitted = len(lines) - tail
         lines = [f"... {omitted} earlier lines omitted ...", *lines[-tail:]]
     return "\n".join(lines)
 
 
-__all__ = ["PREVIEW_ROWS", "format_trace", "hexdump", "render"]
+__all__ = ["MERGE_GAP_S", "PREVIEW_ROWS", "format_trace", "hexdump", "render"]

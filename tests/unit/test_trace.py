@@ -29,7 +29,7 @@ from harness.trace import (
     iter_segments,
     read_trace,
 )
-from harness.trace_format import format_trace, render
+from harness.trace_format import MERGE_GAP_S, format_trace, render
 from harness.transport.fd import FdTransport
 from harness.transport.swappable import SwappableTransport
 
@@ -41,8 +41,8 @@ def _frame(msg_type: MessageType, body: bytes = b"", session_id: int = SESSION) 
     return encode_packet(encode_message(session_id, msg_type, body))
 
 
-def _lines(path: Path) -> str:
-    return "\n".join(format_trace(read_trace(path)))
+def _lines(path: Path, *, chunks: bool = False) -> str:
+    return "\n".join(format_trace(read_trace(path), chunks=chunks))
 
 
 # --- recording and reading back -------------------------------------------------------------
@@ -291,7 +291,7 @@ def test_garbage_on_the_wire_is_shown_as_such(tmp_path: Path) -> None:
     trace.record("rx", b"\xff\xfd\x05\x00\xff\x01")  # invalid escape inside the length
     trace.record("tx", b"\xff\xfd\x10\x00\x00\x00abc")  # cut off: never completed
     trace.close()
-    text = _lines(path)
+    text = _lines(path, chunks=True)  # each finding under the chunk that caused it
     for needle in [
         "noise: 12 bytes outside any packet",
         "drop: packet dropped: bad CRC",
@@ -319,8 +319,46 @@ def test_any_bytes_at_all_format_without_an_exception(
         # Frame starts and escapes make the unframer take its rarer paths.
         trace.record(direction, data.replace(b"\x01", b"\xff\xfd"))  # type: ignore[arg-type]
     trace.close()
-    lines = list(format_trace(read_trace(path), full=True))
+    read = read_trace(path)
+    lines = list(format_trace(read, full=True, chunks=True))
     assert len(lines) >= 1 + len([c for c in chunks if c[1]])
+    assert list(format_trace(read))  # merged blocks too
+
+
+def _write_records(path: Path, records: list[dict[str, object]]) -> None:
+    """A trace file written by hand, for exact timestamps."""
+    header = {"type": "header", "format": "uart-rpc-harness wire trace", "version": 1}
+    lines = [{**header, "mono": 100.0, "wall": 1.0}, *records]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _rx(mono: float, data: bytes) -> dict[str, object]:
+    return {"type": "bytes", "mono": mono, "wall": 1.0, "dir": "rx", "hex": data.hex()}
+
+
+def test_back_to_back_reads_are_shown_as_one_block(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    frame = b"\xfe" + _frame(MessageType.TERMINATE_SESSION, session_id=0)
+    gap = MERGE_GAP_S * 2
+    records = [_rx(100.0 + i * 0.0001, frame[i : i + 1]) for i in range(len(frame))]
+    records += [
+        _rx(100.01, b"\xff\xfd\x03"),
+        _rx(100.01 + gap, b"\x00\x00\x00"),  # a pause: a new block
+        {"type": "note", "mono": 100.03, "wall": 1.0, "kind": "k", "text": "between"},
+        _rx(100.0301, b"\x00\x00\x02"),  # after a note: a new block
+    ]
+    _write_records(path, records)
+    merged = "\n".join(format_trace(read_trace(path)))
+    assert "+0.000000  rx         12 bytes in 12 reads over 1.100 ms" in merged
+    assert "noise" not in merged  # the leading FE arrived alone, but is not noise
+    assert "frame: TerminateSession id 0x0000" in merged
+    assert "+0.010000  rx         3 bytes\n" in merged
+    assert f"{0.01 + gap:+12.6f}  rx         3 bytes\n" in merged
+    assert "+0.030100  rx         3 bytes\n" in merged
+    chunked = "\n".join(format_trace(read_trace(path), chunks=True))
+    assert chunked.count(" rx         1 byte\n") == 12
+    assert "reads over" not in chunked
+    assert "frame: TerminateSession id 0x0000" in chunked
 
 
 def test_render_keeps_the_end_when_told_to(tmp_path: Path) -> None:
