@@ -56,6 +56,16 @@ _DEVICE_TESTS = """
 
     def test_passes(device, client):
         assert client.call("rpc.add", 2, 3) == 5
+
+    import pytest
+
+    @pytest.fixture
+    def breaks_at_teardown(device):
+        yield
+        raise RuntimeError("teardown broke on purpose")
+
+    def test_teardown_errs(client, breaks_at_teardown):
+        assert client.call("rpc.add", 1, 1) == 2
 """
 
 
@@ -88,9 +98,24 @@ def test_a_failed_device_test_keeps_its_trace_and_shows_it(
     pytester.makepyfile(_DEVICE_TESTS)
     xml = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(*child_args, f"--junitxml={xml}")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1, errors=1)
     failed, passed = _trace_of(pytester, "test_fails"), _trace_of(pytester, "test_passes")
     assert failed.is_file()
+    # A failure in teardown (a sanitizer report at shutdown, say) keeps the trace too, and
+    # then the trace runs to the device's end.
+    errored = _trace_of(pytester, "test_teardown_errs")
+    assert errored.is_file()
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_teardown_errs*",
+            "*RuntimeError: teardown broke on purpose",
+            "*- wire trace -*",
+            f"file: {errored}",
+            "*test       the test body passed",
+            "*test       stopping the device",
+            "*transport  closed",
+        ]
+    )
     assert not passed.exists(), "a passing test's trace must be deleted without --wire-trace"
     assert (passed.parent / "console.log").is_file()  # only the trace goes
     result.stdout.fnmatch_lines(
@@ -112,7 +137,8 @@ def test_a_failed_device_test_keeps_its_trace_and_shows_it(
             "*- device console -*",
         ]
     )
-    # Console lines are in it too (their order against the RPC bytes is the device's).
+    # Console lines are in it too; checked on their own, since their place among the RPC
+    # bytes depends on which of the two pipes the harness read first.
     result.stdout.fnmatch_lines(["*console    boot: firmware * board host reset-cause power-on"])
     # The kept file is the whole story, up to the device's shutdown.
     printed = pytester.run(sys.executable, "-m", "harness", "trace", str(failed))
@@ -120,7 +146,6 @@ def test_a_failed_device_test_keeps_its_trace_and_shows_it(
     printed.stdout.fnmatch_lines(["*test       stopping the device", "*transport  closed"])
 
     root = ET.parse(xml).getroot()
-    properties = {p.get("name"): p.get("value") for p in root.iter("property")}
     suite = {p.get("name"): p.get("value") for p in root.find("testsuite/properties")}  # type: ignore[union-attr]
     server = Path(child_args[3]) / "host" / "rpc_host_server"
     assert suite == {
@@ -132,7 +157,8 @@ def test_a_failed_device_test_keeps_its_trace_and_shows_it(
     failed_case = cases["test_fails"].find("properties/property[@name='wire_trace']")
     assert failed_case is not None and failed_case.get("value") == str(failed)
     assert cases["test_passes"].find("properties") is None
-    assert properties["wire_trace"] == str(failed)
+    errored_case = cases["test_teardown_errs"].find("properties/property[@name='wire_trace']")
+    assert errored_case is not None and errored_case.get("value") == str(errored)
 
 
 def test_wire_trace_option_keeps_the_trace_of_passing_tests(
