@@ -248,6 +248,7 @@ def _trace_section(trace: Trace) -> str:
 
 
 def _crash_message(report: pytest.TestReport) -> str:
+    """The one-line reason pytest shows for a failure (the assertion, the exception)."""
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return str(crash.message)

@@ -109,6 +109,7 @@ class Target(abc.ABC):
         self.trace.note("reset", f"reset {kind} carried out")
 
     def _reset(self, kind: str) -> None:
+        """The reset itself; ``reset`` wraps it so that every outcome lands in the trace."""
         if kind in INBAND_RESET_KINDS:
             if self._inband_reset is None:
                 raise ConfigError(
