@@ -39,9 +39,7 @@ def connect(
         target = make_target(
             spec, build_root=Path(build_root or DEFAULT_BUILD_ROOT), work_dir=Path(work_dir)
         )
-        target.build()
-        target.start()
-        stack.callback(target.stop)
+        stack.enter_context(target)  # build, start; on exit stop and close its wire trace
         client = Client.for_target(target)
         stack.callback(client.close)
         if handshake:
