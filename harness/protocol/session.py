@@ -286,6 +286,8 @@ class HostSession:
                 return
         responder = self._pick_nonce(avoid=0)
         new_id = peer_nonce | responder << 8
+        # A new session starts on a clean line (docs/protocol.md 1.2): the reply gets the FE.
+        self._framer.reset()
         self._outgoing += self._frame(new_id, MessageType.START_SESSION_REPLY, PROTOCOL_VERSION)
         self._establish(new_id)
 

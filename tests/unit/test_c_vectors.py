@@ -120,6 +120,9 @@ def _matches(expected: list[str], sent: list[bytes]) -> bool:
     return True
 
 
+START_SESSION_REPLY = 0x01  # message type byte of a StartSessionReply (docs/protocol.md 2.1)
+
+
 @pytest.mark.parametrize("case", _cases("session.json"))
 def test_session_vector(case: Any) -> None:
     case = _need(case, "session.json")
@@ -133,9 +136,11 @@ def test_session_vector(case: Any) -> None:
             server.feed(c.frame(bytes.fromhex(step["host_sends_hex"]), nop=number == 1))
         wire = server.output()
         sent = _payloads(wire)
-        # The device's framing is byte-exact too: FE once, before its very first packet.
+        # The device's framing is byte-exact too: FE before its very first packet and before
+        # every StartSessionReply (a new session starts on a clean line), before no other.
         assert wire == b"".join(
-            c.frame(p, nop=first_packet and i == 0) for i, p in enumerate(sent)
+            c.frame(p, nop=(first_packet and i == 0) or p[2] == START_SESSION_REPLY)
+            for i, p in enumerate(sent)
         ), f"step {number}: unexpected framing"
         if sent:
             first_packet = False
@@ -334,3 +339,25 @@ def test_session_log_acceptance() -> None:
     s.receive(bytes.fromhex("42240379"))  # current id
     assert s.logs() == [b"", b"y"]
     s.close()
+
+
+def test_handshake_gets_through_after_a_frame_torn_inside_an_escape() -> None:
+    """Found by the fault soak (seed 101): a reply torn right after the first FF of an escaped
+    FF FF leaves the host's unframer waiting for the escape's second byte. The device's
+    StartSessionReply must start with FE so that its FF FD is still a packet start."""
+    from harness.protocol.session import HostSession, SessionEstablished
+
+    server = c.CServer(7)
+    server.start()
+    host = HostSession()
+    host.receive_data(server.output())  # the boot
+    torn = c.frame(b"\x42\x24\x00" + b"\xff" * 8)
+    torn = torn[: torn.index(b"\xff\xff", 2) + 1]  # ends on the first FF of an escape
+    host.receive_data(torn)
+    server.feed(host.start(0x42))
+    host.receive_data(server.output())
+    events = []
+    while (event := host.next_event()) is not None:
+        events.append(event)
+    assert any(isinstance(event, SessionEstablished) for event in events), events
+    server.close()

@@ -33,6 +33,14 @@ static int server_send(void *ctx, uint16_t id, uint8_t type, const uint8_t *body
 	header[0] = (uint8_t)(id & 0xFFu);
 	header[1] = (uint8_t)(id >> 8);
 	header[2] = type;
+	/*
+	 * A new session starts on a clean line (docs/protocol.md 1.2): the StartSessionReply gets the
+	 * leading FE, so a lone FF that a torn frame left in the host's unframer cannot pair with the
+	 * reply's FF FD and swallow it.
+	 */
+	if (type == RPC_SESSION_START_REPLY) {
+		rpc_framer_reset(&server->framer);
+	}
 	err = rpc_framer_start(&server->framer, RPC_SESSION_HEADER_LEN + len);
 	if (err == 0) {
 		err = rpc_framer_write_chunk(&server->framer, header, sizeof(header));
