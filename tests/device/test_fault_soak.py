@@ -135,12 +135,18 @@ class _Soak:
             device.transport,
             seed=seed,
             profile=self.profile,
-            on_fault=self.faults_in_call.append,
+            on_fault=self._on_fault,
             enabled=False,
         )
+        self._trace = device.trace
         self.client = Client.for_target(device)
         self.client.transport = self.faulty
         self.outcomes: Counter[str] = Counter()
+
+    def _on_fault(self, description: str) -> None:
+        """Each fault goes with the call it hit and into the wire trace, next to its bytes."""
+        self.faults_in_call.append(description)
+        self._trace.note("fault", description)
 
     def fail(self, index: int, call: _Call, problem: str) -> NoReturn:
         faults = "\n  ".join(self.faults_in_call) or "(none)"
