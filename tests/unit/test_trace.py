@@ -268,7 +268,7 @@ def test_raw_bytes_are_shown_with_a_preview_or_in_full(tmp_path: Path) -> None:
     preview = _lines(path)
     assert "0000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  |................|" in preview
     assert "0030  30 31 32 33" in preview
-    assert "0040" not in preview
+    assert "0040  40 41" not in preview  # (a timestamp may contain the digits 0040)
     assert "192 more bytes" in preview
     full = "\n".join(format_trace(read_trace(path), full=True))
     assert "00f0  f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff  |................|" in full
