@@ -59,6 +59,7 @@ def boot_to_first_call(board: Board, work: Path, boots: int) -> list[float]:
         samples.append(time.perf_counter() - started)
         client.close()
         target.stop()
+        target.trace.close()
     return samples
 
 
@@ -146,6 +147,7 @@ def main() -> int:
             print(f"rpc.echo bulk / raw echo:        {bulk / raw:8.2f}")
         client.close()
         target.stop()
+        target.trace.close()
     return 0
 
 
