@@ -128,12 +128,19 @@ def _one_line(port: SerialPort) -> str:
     return " ".join(parts)
 
 
-def resolve_port(spec: Mapping[str, Any], *, ports: Sequence[ListPortInfo] | None = None) -> str:
+def resolve_port(
+    spec: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    ports: Sequence[ListPortInfo] | None = None,
+) -> str:
     """The device path or pyserial URL to open for a board's ``serial`` entry.
 
     ``spec`` holds either ``port`` (a path, which must exist now, or a pyserial URL, passed
     through untouched) or ``usb`` ({vid, pid[, serial_number]}, which must match exactly one
-    connected port). ``ports`` replaces the live enumeration, for tests.
+    connected port). A relative path is taken relative to ``base_dir`` (the boards file's
+    folder, ``Board.base_dir``), so it does not depend on where pytest was started.
+    ``ports`` replaces the live enumeration, for tests.
     """
     if "port" in spec and "usb" in spec:
         raise ConfigError("serial: give either 'port' or 'usb', not both")
@@ -141,6 +148,8 @@ def resolve_port(spec: Mapping[str, Any], *, ports: Sequence[ListPortInfo] | Non
         port = str(spec["port"])
         if _is_url(port):
             return port
+        if base_dir is not None and not os.path.isabs(port):
+            port = str(base_dir / port)
         if not os.path.exists(port):
             raise SerialPortNotFoundError(
                 f"serial port {port} does not exist: is the board plugged in and powered? "

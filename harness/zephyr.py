@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from harness.boards import Board
 from harness.build import PROJECT_ROOT, run_logged
@@ -233,12 +237,145 @@ def has_zephyr(explicit: Path | str | None = None) -> str | None:
     return None
 
 
+# -- west modules (HALs): which ones the workspace has --------------------------------------
+
+_WEST_LIST_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class WestModules:
+    """The projects of a west workspace's manifest, and which of them are on disk.
+
+    A hardware board needs its vendor HAL (hal_stm32, hal_nordic, ...) besides Zephyr; a
+    workspace made with a narrow ``west update`` has only some of them, and without one the
+    build fails deep inside CMake. Knowing which are present lets a check skip with the one
+    command that fixes it.
+    """
+
+    workspace: Path
+    paths: Mapping[str, Path]
+
+    def is_present(self, name: str) -> bool:
+        """True when the project is in the manifest and its folder exists with something in it
+        (``west update`` creates the folder only when it clones the project)."""
+        path = self.paths.get(name)
+        return path is not None and path.is_dir() and any(path.iterdir())
+
+    @property
+    def present(self) -> frozenset[str]:
+        return frozenset(name for name in self.paths if self.is_present(name))
+
+
+def west_topdir(zephyr_base: Path) -> Path | None:
+    """The west workspace (the folder holding .west/) that contains ``zephyr_base``."""
+    for folder in (zephyr_base, *zephyr_base.parents):
+        if (folder / ".west" / "config").is_file():
+            return folder
+    return None
+
+
+def _projects_from_west(topdir: Path) -> dict[str, Path] | None:
+    """``west list`` resolves imports and groups exactly as ``west update`` does; None when
+    west is missing or cannot read the manifest."""
+    west = shutil.which("west")
+    if west is None:
+        return None
+    for extra in (["--all"], []):  # --all (inactive projects too) needs west >= 0.9
+        try:
+            result = subprocess.run(
+                [west, "list", *extra, "-f", "{name}|{abspath}"],
+                cwd=topdir,
+                capture_output=True,
+                text=True,
+                timeout=_WEST_LIST_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if result.returncode == 0:
+            rows = (line.split("|", 1) for line in result.stdout.splitlines() if "|" in line)
+            return {name: Path(path) for name, path in rows}
+    return None
+
+
+def _projects_from_manifest(topdir: Path) -> dict[str, Path]:
+    """The manifest's own project list, read directly (no imports): the fallback without
+    west."""
+    config = (topdir / ".west" / "config").read_text()
+    manifest_path = re.search(r"^\s*path\s*=\s*(\S+)", config, re.MULTILINE)
+    manifest_file = re.search(r"^\s*file\s*=\s*(\S+)", config, re.MULTILINE)
+    manifest_dir = topdir / (manifest_path.group(1) if manifest_path else "zephyr")
+    manifest = manifest_dir / (manifest_file.group(1) if manifest_file else "west.yml")
+    try:
+        data = yaml.safe_load(manifest.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ZephyrNotFound(f"cannot read the west manifest {manifest}: {exc}") from exc
+    projects = (data.get("manifest") or {}).get("projects") or []
+    found = {"manifest": manifest_dir}
+    for project in projects:
+        if isinstance(project, dict) and "name" in project:
+            found[project["name"]] = topdir / project.get("path", project["name"])
+    return found
+
+
+def west_modules(zephyr_base: Path | str | None = None) -> WestModules:
+    """The west projects of the workspace around the Zephyr tree, and where each lives.
+
+    Raises ZephyrNotFound when there is no Zephyr tree, or when it is not in a west
+    workspace (a bare ZEPHYR_BASE), since then no module can be found the west way.
+    """
+    base = find_zephyr_base(zephyr_base)
+    topdir = west_topdir(base)
+    if topdir is None:
+        raise ZephyrNotFound(
+            f"the Zephyr tree {base} is not inside a west workspace (no .west/ above it), so "
+            "its modules cannot be found. " + HOW_TO_GET_ZEPHYR
+        )
+    paths = _projects_from_west(topdir)
+    if paths is None:
+        paths = _projects_from_manifest(topdir)
+    return WestModules(workspace=topdir, paths=paths)
+
+
+def missing_zephyr_modules(
+    names: Iterable[str], zephyr_base: Path | str | None = None
+) -> dict[str, str]:
+    """For each of ``names`` the workspace lacks, why, and the command that gets it.
+
+    Empty when all are present. No Zephyr tree at all is reported for every name, so a
+    caller can skip with one reason.
+    """
+    names = list(names)
+    try:
+        modules = west_modules(zephyr_base)
+    except ZephyrNotFound as exc:
+        return {name: str(exc) for name in names}
+    missing: dict[str, str] = {}
+    for name in names:
+        if name not in modules.paths:
+            missing[name] = (
+                f"west module {name!r} is not a project of the west manifest in "
+                f"{modules.workspace} (`west list` shows the projects it has); check "
+                f"zephyr_modules in boards.yaml, or use a Zephyr release that has it"
+            )
+        elif not modules.is_present(name):
+            missing[name] = (
+                f"west module {name!r} is not in the workspace ({modules.paths[name]} is "
+                f"missing or empty); get it with: cd {modules.workspace} && west update {name}"
+            )
+    return missing
+
+
 __all__ = [
+    "WestModules",
     "ZephyrArtifacts",
     "build_zephyr",
     "find_zephyr_base",
     "firmware_hash",
     "has_zephyr",
+    "missing_zephyr_modules",
     "toolchain_environment",
+    "west_modules",
+    "west_topdir",
     "zephyr_version",
 ]

@@ -152,3 +152,11 @@ def test_by_id_links_map_the_real_device_to_its_stable_name(tmp_path, pty_path: 
     link.symlink_to(pty_path)
     assert by_id_links(tmp_path) == {os.path.realpath(pty_path): str(link)}
     assert by_id_links(tmp_path / "absent") == {}
+
+
+def test_a_relative_path_is_relative_to_the_boards_file(tmp_path, pty_path: str) -> None:
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "rpc").symlink_to(pty_path)
+    assert resolve_port({"port": "lab/rpc"}, base_dir=tmp_path) == str(tmp_path / "lab" / "rpc")
+    with pytest.raises(SerialPortNotFoundError, match=f"{tmp_path}/lab/console does not exist"):
+        resolve_port({"port": "lab/console"}, base_dir=tmp_path)
