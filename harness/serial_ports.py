@@ -20,10 +20,14 @@ from typing import Any
 from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
-from harness.errors import ConfigError, PortNotFoundError
+from harness.errors import ConfigError, TargetError
 
 BY_ID_DIR = Path("/dev/serial/by-id")
 SCAN_HINT = "run `python -m harness boards scan` to see the serial ports connected now"
+
+
+class SerialPortNotFoundError(TargetError):
+    """The port a board names is not connected (or its path does not exist) right now."""
 
 
 class AmbiguousSerialPortError(ConfigError):
@@ -147,7 +151,7 @@ def resolve_port(
         if base_dir is not None and not os.path.isabs(port):
             port = str(base_dir / port)
         if not os.path.exists(port):
-            raise PortNotFoundError(
+            raise SerialPortNotFoundError(
                 f"serial port {port} does not exist: is the board plugged in and powered? "
                 f"{SCAN_HINT}, then fix serial.port in boards.yaml (a /dev/serial/by-id/... "
                 f"path or serial.usb with vid/pid stays right across replugging)"
@@ -177,7 +181,7 @@ def _match_usb(usb: Mapping[str, Any], connected: Sequence[SerialPort]) -> str:
         return matches[0].by_id or matches[0].device
     if not matches:
         seen = "; ".join(_one_line(p) for p in connected if p.is_usb) or "no USB serial ports"
-        raise PortNotFoundError(
+        raise SerialPortNotFoundError(
             f"no serial port matches {wanted}; connected now: {seen}. Is the board plugged in "
             f"and powered? {SCAN_HINT}."
         )
@@ -192,6 +196,7 @@ def _match_usb(usb: Mapping[str, Any], connected: Sequence[SerialPort]) -> str:
 __all__ = [
     "AmbiguousSerialPortError",
     "SerialPort",
+    "SerialPortNotFoundError",
     "by_id_links",
     "list_serial_ports",
     "resolve_port",

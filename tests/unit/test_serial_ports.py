@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from harness.errors import ConfigError, PortNotFoundError, TargetError
+from harness.errors import ConfigError, TargetError
 from harness.serial_ports import (
     AmbiguousSerialPortError,
+    SerialPortNotFoundError,
     by_id_links,
     list_serial_ports,
     resolve_port,
@@ -54,7 +55,7 @@ def test_an_existing_path_is_used_as_it_is(pty_path: str) -> None:
 
 
 def test_a_missing_path_says_so_and_suggests_a_scan(pty_path: str) -> None:
-    with pytest.raises(PortNotFoundError) as caught:
+    with pytest.raises(SerialPortNotFoundError) as caught:
         resolve_port({"port": pty_path + "-unplugged"})
     message = str(caught.value)
     assert f"{pty_path}-unplugged does not exist" in message
@@ -79,7 +80,7 @@ def test_vid_pid_may_be_integers_or_hex_strings(vid: object) -> None:
 
 
 def test_no_match_lists_what_is_connected() -> None:
-    with pytest.raises(PortNotFoundError) as caught:
+    with pytest.raises(SerialPortNotFoundError) as caught:
         resolve_port({"usb": {"vid": 0x0D28, "pid": 0x0204}}, ports=[STLINK_A, JLINK])
     message = str(caught.value)
     assert "no serial port matches usb 0d28:0204" in message
@@ -88,7 +89,7 @@ def test_no_match_lists_what_is_connected() -> None:
 
 
 def test_no_usb_ports_at_all_says_so() -> None:
-    with pytest.raises(PortNotFoundError, match="connected now: no USB serial ports"):
+    with pytest.raises(SerialPortNotFoundError, match="connected now: no USB serial ports"):
         resolve_port({"usb": {"vid": 0x0483, "pid": 0x374B}}, ports=[])
 
 
@@ -109,7 +110,7 @@ def test_the_serial_number_picks_one_of_identical_probes() -> None:
 
 def test_a_serial_number_that_is_not_connected_names_it() -> None:
     spec = {"usb": {"vid": 0x0483, "pid": 0x374B, "serial_number": "NOPE"}}
-    with pytest.raises(PortNotFoundError, match="with serial_number 'NOPE'"):
+    with pytest.raises(SerialPortNotFoundError, match="with serial_number 'NOPE'"):
         resolve_port(spec, ports=[STLINK_A, STLINK_B])
 
 
@@ -157,5 +158,5 @@ def test_a_relative_path_is_relative_to_the_boards_file(tmp_path, pty_path: str)
     (tmp_path / "lab").mkdir()
     (tmp_path / "lab" / "rpc").symlink_to(pty_path)
     assert resolve_port({"port": "lab/rpc"}, base_dir=tmp_path) == str(tmp_path / "lab" / "rpc")
-    with pytest.raises(PortNotFoundError, match=f"{tmp_path}/lab/console does not exist"):
+    with pytest.raises(SerialPortNotFoundError, match=f"{tmp_path}/lab/console does not exist"):
         resolve_port({"port": "lab/console"}, base_dir=tmp_path)
