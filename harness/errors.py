@@ -54,10 +54,6 @@ class TargetError(HarnessError):
     """A target could not be started, reset or stopped."""
 
 
-class PortNotFoundError(TargetError):
-    """A board's serial port is not there (not plugged in, wrong path, wrong USB ids)."""
-
-
 class FlashError(TargetError):
     """Flashing failed; the message names the command, its exit status and its output's end."""
 

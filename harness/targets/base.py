@@ -143,7 +143,11 @@ def make_target(board: Board, *, build_root: Path, work_dir: Path) -> Target:
         from harness.targets.qemu import QemuTarget
 
         return QemuTarget(board, build_root=build_root, work_dir=work_dir)
+    if board.kind == "serial":
+        from harness.targets.serial import SerialTarget
+
+        return SerialTarget(board, build_root=build_root, work_dir=work_dir)
     raise ConfigError(
         f"board {board.name!r} has kind {board.kind!r}, which this version of the harness "
-        "cannot start yet (supported: host, qemu)"
+        "cannot start (supported: host, qemu, serial)"
     )

@@ -23,11 +23,20 @@ _READ_CHUNK = 65536
 _POLL_SLICE_S = 0.05
 
 
-def open_serial(url: str, *, baud: int, exclusive: bool = True) -> serial.SerialBase:
-    """Open ``url`` raw (8N1, no flow control) or raise TransportError naming it and why."""
+def open_serial(
+    url: str, *, baud: int, exclusive: bool = True, released_lines: tuple[str, ...] = ()
+) -> serial.SerialBase:
+    """Open ``url`` raw (8N1, no flow control) or raise TransportError naming it and why.
+
+    ``released_lines`` ("dtr", "rts") are set inactive before the port opens: pyserial
+    asserts both by default, which on a board that wires one to its reset pin holds the board
+    in reset for as long as the port is open.
+    """
     try:
         port = serial.serial_for_url(url, do_not_open=True)
         port.baudrate = baud
+        for line in released_lines:
+            setattr(port, line, False)
         port.timeout = 0
         port.write_timeout = 10.0
         if exclusive and hasattr(port, "exclusive"):
@@ -55,9 +64,16 @@ class SerialTransport(Transport):
     that vanishes (USB unplugged, the pty's other end closed) raises TransportClosedError.
     """
 
-    def __init__(self, url: str, *, baud: int = 115200, exclusive: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baud: int = 115200,
+        exclusive: bool = True,
+        released_lines: tuple[str, ...] = (),
+    ) -> None:
         self._url = url
-        self._port = open_serial(url, baud=baud, exclusive=exclusive)
+        self._port = open_serial(url, baud=baud, exclusive=exclusive, released_lines=released_lines)
         self._closed = False
         try:
             self._fd: int | None = self._port.fileno()
