@@ -3,9 +3,12 @@
 python -m harness info [--board NAME]     build, boot, handshake, print rpc.info
 python -m harness trace [--full] [--chunks] FILE
                                           print a wire trace with its frames decoded
+python -m harness boards scan             connected serial ports, with boards.yaml snippets
+python -m harness boards list [NAME...]   configured boards and whether each can run here
 
 Exit status: 0 on success, 1 when the harness failed (or the trace is missing or corrupt),
-2 for a wrong command line.
+2 for a wrong command line, 3 when `boards scan` finds no port or a board named to
+`boards list` cannot run here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.boards_cli import add_boards_command
 from harness.connect import connect
 from harness.errors import HarnessError
 from harness.trace import read_trace
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         help="every read and write as recorded, instead of back-to-back ones merged",
     )
     trace.set_defaults(run=_trace)
+    add_boards_command(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

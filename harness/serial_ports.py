@@ -153,8 +153,8 @@ def resolve_port(
         if not os.path.exists(port):
             raise SerialPortNotFoundError(
                 f"serial port {port} does not exist: is the board plugged in and powered? "
-                f"{SCAN_HINT}, then fix serial.port in boards.yaml (a /dev/serial/by-id/... "
-                f"path or serial.usb with vid/pid stays right across replugging)"
+                f"{SCAN_HINT}, then fix the port in boards.yaml (a /dev/serial/by-id/... "
+                f"path, or usb with vid/pid, stays right across replugging)"
             )
         return port
     usb = spec.get("usb")

@@ -64,7 +64,7 @@ def test_the_project_lists_hardware_boards_to_check() -> None:
 # -- module detection ----------------------------------------------------------------------
 
 
-def _fake_workspace(root: Path, projects: dict[str, str], present: set[str]) -> Path:
+def fake_west_workspace(root: Path, projects: dict[str, str], present: set[str]) -> Path:
     """A west workspace on disk: .west/config, a Zephyr tree with a manifest, and the
     folders of the projects named in ``present`` (with a file in each, as a clone has)."""
     zephyr = root / "zephyr"
@@ -90,7 +90,7 @@ PROJECTS = {"cmsis": "modules/hal/cmsis", "hal_stm32": "modules/hal/stm32"}
 
 
 def test_a_present_module_is_found_and_a_missing_one_named_with_its_fix(tmp_path: Path) -> None:
-    zephyr = _fake_workspace(tmp_path, PROJECTS, present={"cmsis"})
+    zephyr = fake_west_workspace(tmp_path, PROJECTS, present={"cmsis"})
     (tmp_path / "modules" / "hal" / "stm32").mkdir(parents=True)  # empty: not cloned
     assert west_topdir(zephyr) == tmp_path
     modules = west_modules(zephyr)
@@ -103,7 +103,7 @@ def test_a_present_module_is_found_and_a_missing_one_named_with_its_fix(tmp_path
 
 
 def test_detection_without_west_reads_the_manifest(tmp_path: Path, monkeypatch) -> None:
-    zephyr = _fake_workspace(tmp_path, PROJECTS, present={"hal_stm32"})
+    zephyr = fake_west_workspace(tmp_path, PROJECTS, present={"hal_stm32"})
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
     assert shutil.which("west") is None
     modules = west_modules(zephyr)
