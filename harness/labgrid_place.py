@@ -231,7 +231,8 @@ class LabgridPlace:
         return next((r for r in self.resources() if r.cls in classes), None)
 
     def serial_url(self) -> str:
-        """The RFC 2217 URL of the place's network serial port (ser2net on the exporter)."""
+        """The pyserial URL of the place's network serial port (ser2net on the exporter):
+        RFC 2217, or a plain TCP socket for a port exported with protocol ``raw``."""
         port = self._find((SERIAL_RESOURCE,))
         if port is None:
             have = ", ".join(r.cls for r in self.resources()) or "none"
@@ -240,7 +241,12 @@ class LabgridPlace:
                 "export the board's UART as a RawSerialPort or USBSerialPort on its exporter "
                 "and add it to the place with `labgrid-client add-match`"
             )
-        return f"rfc2217://{port.params['host']}:{port.params['port']}"
+        address = f"{port.params['host']}:{port.params['port']}"
+        if port.params.get("protocol", "rfc2217") == "raw":
+            return f"socket://{address}"
+        # ser2net does not answer RFC 2217 SET_CONTROL (flow control, modem lines); without
+        # this option pyserial waits for that answer and fails to open the port.
+        return f"rfc2217://{address}?ign_set_control"
 
     def serial_speed(self) -> int | None:
         port = self._find((SERIAL_RESOURCE,))
