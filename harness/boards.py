@@ -469,8 +469,8 @@ def _check_port(spec: Mapping[str, Any], keys: tuple[str, ...], fail: Any) -> No
 
 def _check_placeholders(command: list, keys: tuple[str, ...], builds: bool, fail: Any) -> None:
     for part in command:
-        if not isinstance(part, str | int | float):
-            raise fail(keys, f"every entry must be a string, got {part!r}")
+        if isinstance(part, bool) or not isinstance(part, str | int | float):
+            raise fail(keys, f"every entry must be a string (quote it), got {part!r}")
         try:
             names = [field for _, field, _, _ in string.Formatter().parse(str(part)) if field]
         except ValueError as exc:
