@@ -100,8 +100,8 @@ _SCHEMA: dict[str, Any] = {
                 {
                     "method": (str, True),
                     "command": (list, False),
-                    "off": (list, False),
-                    "on": (list, False),
+                    "off_command": (list, False),
+                    "on_command": (list, False),
                     "off_ms": ((int, float), False),
                 },
                 False,
@@ -175,7 +175,7 @@ class Board:
     * ``reset``: how each physical reset kind in ``reset_kinds`` is done: ``hard`` by
       ``probe`` (``tool``: pyocd, nrfjprog, openocd, jlink; ``args``), ``dtr`` or ``rts``
       (a ``pulse_ms`` pulse on that modem line) or ``command``; ``power`` by ``command``,
-      or by ``off`` and ``on`` commands with ``off_ms`` between them.
+      or by ``off_command`` and ``on_command`` with ``off_ms`` between them.
     * ``zephyr_modules``: the west modules (HALs) a build for this board needs.
 
     ``zephyr_board`` is required unless ``flash.command`` is given: such a board flashes
@@ -296,6 +296,9 @@ def _check_mapping(
             raise ConfigError(
                 f"{_where(path, key_node)}: unknown field {dotted!r} (allowed here: {allowed})"
             )
+        if key not in value:
+            # YAML 1.1 reads on/off/yes/no as booleans, also as keys: say so, not KeyError.
+            raise ConfigError(f"{_where(path, key_node)}: field {dotted!r}: quote it")
         seen.add(key)
         expected, _required = schema[key]
         _check_value(path, dotted, value_node, value[key], expected)
@@ -432,13 +435,14 @@ def _check_serial_fields(
     if power is not None:
         if power["method"] not in POWER_RESET_METHODS:
             raise fail(("reset", "power", "method"), f"must be one of {POWER_RESET_METHODS}")
-        has_pair = "off" in power and "on" in power
+        has_pair = "off_command" in power and "on_command" in power
         if bool(power.get("command")) == has_pair:
             raise fail(
                 ("reset", "power"),
-                "method command needs either 'command' (one power cycle) or both 'off' and 'on'",
+                "method command needs either 'command' (one power cycle) or both "
+                "'off_command' and 'on_command'",
             )
-        for key in ("command", "off", "on"):
+        for key in ("command", "off_command", "on_command"):
             commands.append((("reset", "power", key), power.get(key)))
     for keys, command in commands:
         if command is not None:

@@ -301,9 +301,9 @@ class SerialTarget(Target):
         if spec.get("command"):
             self._run_reset(self._expand(list(spec["command"])), "power cycle")
             return
-        self._run_reset(self._expand(list(spec["off"])), "power off")
+        self._run_reset(self._expand(list(spec["off_command"])), "power off")
         time.sleep(float(spec.get("off_ms", 500)) / 1000.0)  # the time without power
-        self._run_reset(self._expand(list(spec["on"])), "power on")
+        self._run_reset(self._expand(list(spec["on_command"])), "power on")
 
     def _run_reset(self, command: list[str], what: str) -> None:
         self.trace.note("reset", " ".join(command))
