@@ -11,6 +11,10 @@ board's usual target. It is registered after the harness plugin, so its ``device
 one pytest picks; ``client``, the reset-kind parametrization and the evidence hooks of the
 harness plugin then work unchanged. The board (``--board``) still says what the device can
 do: packet size, timeouts and reset kinds.
+
+The coordinator comes from ``--lg-coordinator``, an option of labgrid's own pytest plugin
+(registered when labgrid is installed, so it is not defined twice here), else from
+LG_COORDINATOR, else labgrid's default 127.0.0.1:20408.
 """
 
 from __future__ import annotations
@@ -39,12 +43,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the end); --board still names the boards.yaml entry that describes the device",
     )
     group.addoption(
-        "--lg-coordinator",
-        default=None,
-        metavar="HOST:PORT",
-        help="labgrid coordinator (default: LG_COORDINATOR, else labgrid's 127.0.0.1:20408)",
-    )
-    group.addoption(
         "--lg-timeout",
         default=DEFAULT_COMMAND_TIMEOUT_S,
         type=float,
@@ -61,7 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         place = LabgridPlace(
             name,
-            coordinator=config.getoption("--lg-coordinator"),
+            # labgrid's own pytest plugin (installed with labgrid) owns --lg-coordinator.
+            coordinator=config.getoption("lg_coordinator", default=None),
             command_timeout=config.getoption("--lg-timeout"),
         )
         place.acquire()
