@@ -6,7 +6,8 @@ first with the USB ids boards.yaml needs, ready to paste; ``list`` answers the s
 every configured board before any build or flash is attempted, naming each missing piece
 and how to get it, so that a lab machine can be checked in seconds.
 
-Exit status: 0 when the command did its job; 3 when ``scan`` found no serial port, or when
+Exit status: 0 when the command did its job; 3 when ``scan`` found no USB serial port (a
+board's probe is always one; other ports are still listed), or when
 ``list NAME...`` was asked about boards and at least one of them cannot run here (plain
 ``list`` only reports); 1 for a harness error (a broken boards.yaml, an unknown board);
 2 for a wrong command line.
@@ -144,9 +145,13 @@ def _flash_and_reset_programs(board: Board) -> list[_Program]:
     if hard.get("method") == "command":
         programs += _command_program(hard["command"], "hard reset command")
     power = board.reset.get("power", {})
-    for key in ("command", "off", "on"):
+    for key, use in (
+        ("command", "power cycle command"),
+        ("off_command", "power off command"),
+        ("on_command", "power on command"),
+    ):
         if power.get(key):
-            programs += _command_program(power[key], f"power {key} command")
+            programs += _command_program(power[key], use)
     return programs
 
 
@@ -210,14 +215,13 @@ def serial_snippet(port: SerialPort) -> list[str]:
     ]
 
 
-def _scan(args: argparse.Namespace) -> int:
-    ports = list_serial_ports()
-    if not ports:
-        print(
-            "no serial ports found. Plug the board's debug probe in (USB) and run this again; "
-            "on Linux, `dmesg | tail` shows whether it enumerated."
-        )
-        return EXIT_NOT_FOUND
+_PLUG_IN_HINT = (
+    "Plug the board's debug probe in (USB) and run this again; on Linux, `dmesg | tail` "
+    "shows whether it enumerated."
+)
+
+
+def _port_rows(ports: Sequence[SerialPort]) -> list[str]:
     rows = [
         [
             port.device,
@@ -228,12 +232,24 @@ def _scan(args: argparse.Namespace) -> int:
         ]
         for port in ports
     ]
-    for line in _table(["device", "usb vid:pid", "serial number", "description", "by-id"], rows):
-        print(line)
+    return _table(["device", "usb vid:pid", "serial number", "description", "by-id"], rows)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    ports = list_serial_ports()
+    if not ports:
+        print(f"no serial ports found. {_PLUG_IN_HINT}")
+        return EXIT_NOT_FOUND
     usb_ports = [port for port in ports if port.is_usb]
     if not usb_ports:
-        print("\nno USB serial ports: a board's debug probe shows up here with a vid:pid.")
-        return EXIT_OK
+        # Built-in UARTs (/dev/ttyS0) are listed, but they are not where a board's probe
+        # appears, so the answer to "where is my board?" is still: nowhere.
+        print(f"no USB serial ports found. {_PLUG_IN_HINT}\n\nother serial ports:")
+        for line in _port_rows(ports):
+            print(line)
+        return EXIT_NOT_FOUND
+    for line in _port_rows(ports):
+        print(line)
     print("\nboards.yaml entries (paste under the board's name; see docs/boards.md):")
     for port in usb_ports:
         label = " ".join(p for p in (port.manufacturer, port.product) if p) or port.device

@@ -62,7 +62,7 @@ def test_list_shows_every_board_of_the_project(capsys) -> None:
     for name in load_boards(PROJECT_ROOT / "boards.yaml").boards:
         assert f"\n{name} " in out
     host_ready = all(shutil.which(tool) for tool in ("cmake", "ninja", os.environ.get("CC", "cc")))
-    assert ("host cannot run here" in out) != host_ready
+    assert ("\nhost cannot run here" in out) != host_ready
 
 
 def test_a_serial_board_on_a_present_port_can_run(tmp_path: Path, pty_path: str, capsys) -> None:
@@ -82,6 +82,23 @@ def test_an_absent_port_and_flash_tool_are_named_and_exit_3(tmp_path: Path, caps
     assert "bench cannot run here" in out
     assert "flash-it-now (flash command) is not on PATH" in out
     assert "serial port /dev/ttyNOPE9 does not exist" in out and "boards scan" in out
+
+
+def test_reset_and_power_programs_are_checked(tmp_path: Path, pty_path: str) -> None:
+    text = _serial_board("bench", pty_path) + (
+        "    reset_kinds: [rpc, hard, power]\n"
+        "    reset:\n"
+        "      hard: {method: probe, tool: jlink}\n"
+        "      power: {method: command, off_command: [relay-ctl, 'off'], on_command: [relay-ctl, 'on']}\n"
+    )
+    board = load_boards(_boards_file(tmp_path, text)).get("bench")
+    problems = board_problems(board)
+    assert (
+        "relay-ctl (power off command, power on command) is not on PATH; install it or fix the command in boards.yaml"
+        in problems
+    )
+    jlink_missing = shutil.which("JLinkExe") is None
+    assert any(p.startswith("JLinkExe (hard reset by probe)") for p in problems) == jlink_missing
 
 
 def test_plain_list_only_reports(tmp_path: Path, capsys) -> None:
@@ -159,6 +176,15 @@ def test_scan_with_no_ports_says_so_and_exits_3(monkeypatch, capsys) -> None:
     assert "device" not in out  # no empty table
 
 
+def test_scan_with_only_built_in_uarts_lists_them_and_exits_3(monkeypatch, capsys) -> None:
+    built_in = ListPortInfo("/dev/ttyS0", skip_link_detection=True)
+    monkeypatch.setattr(list_ports, "comports", lambda: [built_in])
+    assert main(["boards", "scan"]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("no USB serial ports found")
+    assert "\n/dev/ttyS0  -" in out and "serial:" not in out
+
+
 def test_scan_prints_a_snippet_that_boards_yaml_accepts(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -188,13 +214,17 @@ def test_scan_and_list_as_a_subprocess() -> None:
         timeout=60,
     )
     connected = list_ports.comports()
-    if connected:
+    if any(port.vid is not None for port in connected):
         assert scan.returncode == 0, scan.stderr
-        for port in connected:
-            assert port.device in scan.stdout
+        assert "boards.yaml entries" in scan.stdout
+    elif connected:  # only built-in UARTs, such as /dev/ttyS0: listed, but no board there
+        assert scan.returncode == 3
+        assert scan.stdout.startswith("no USB serial ports found")
     else:
         assert scan.returncode == 3
         assert scan.stdout.startswith("no serial ports found")
+    for port in connected:
+        assert port.device in scan.stdout
     listing = subprocess.run(
         [sys.executable, "-m", "harness", "boards", "list"],
         capture_output=True,
