@@ -83,7 +83,10 @@ def _zephyr_problems(board: Board, zephyr_base: Path | None) -> list[str]:
         problems.append(str(exc))
     problems += _missing_tools(_ZEPHYR_BUILD_TOOLS, "builds Zephyr")
     if not problems:
-        problems += missing_zephyr_modules(board.zephyr_modules, zephyr_base).values()
+        # dict.fromkeys: without a west workspace every module has the same reason.
+        problems += dict.fromkeys(
+            missing_zephyr_modules(board.zephyr_modules, zephyr_base).values()
+        )
     return problems
 
 

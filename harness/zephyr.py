@@ -9,6 +9,7 @@ screens deep is the usual alternative.
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import shutil
@@ -301,11 +302,10 @@ def _projects_from_west(topdir: Path) -> dict[str, Path] | None:
 def _projects_from_manifest(topdir: Path) -> dict[str, Path]:
     """The manifest's own project list, read directly (no imports): the fallback without
     west."""
-    config = (topdir / ".west" / "config").read_text()
-    manifest_path = re.search(r"^\s*path\s*=\s*(\S+)", config, re.MULTILINE)
-    manifest_file = re.search(r"^\s*file\s*=\s*(\S+)", config, re.MULTILINE)
-    manifest_dir = topdir / (manifest_path.group(1) if manifest_path else "zephyr")
-    manifest = manifest_dir / (manifest_file.group(1) if manifest_file else "west.yml")
+    config = configparser.ConfigParser()
+    config.read(topdir / ".west" / "config")
+    manifest_dir = topdir / config.get("manifest", "path", fallback="zephyr")
+    manifest = manifest_dir / config.get("manifest", "file", fallback="west.yml")
     try:
         data = yaml.safe_load(manifest.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:

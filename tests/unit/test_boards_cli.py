@@ -146,6 +146,22 @@ def test_a_missing_west_module_is_named_with_its_west_update(tmp_path: Path, pty
     assert f"cd {workspace} && west update hal_stm32" in module_problems[0]
 
 
+def test_a_bare_zephyr_tree_is_one_reason_not_one_per_module(tmp_path: Path, pty_path: str) -> None:
+    if shutil.which("arm-none-eabi-gcc") is None and not list(Path.home().glob("zephyr-sdk-*")):
+        pytest.skip("no Arm toolchain: the module check comes after the toolchain check")
+    zephyr = tmp_path / "zephyr"
+    (zephyr / "cmake" / "app").mkdir(parents=True)
+    (zephyr / "VERSION").write_text("VERSION_MAJOR = 2\n")
+    text = (
+        "  n:\n    kind: serial\n    zephyr_board: nucleo_f746zg\n"
+        "    zephyr_modules: [hal_stm32, cmsis]\n"
+        f"    serial: {{port: {pty_path}}}\n"
+    )
+    board = load_boards(_boards_file(tmp_path, text)).get("n")
+    problems = board_problems(board, zephyr_base=zephyr)
+    assert sum("not inside a west workspace" in p for p in problems) == 1
+
+
 def test_an_unknown_board_is_an_error_with_exit_1(capsys) -> None:
     assert main(["boards", "list", "no_such_board"]) == 1
     assert "unknown board 'no_such_board'" in capsys.readouterr().err
