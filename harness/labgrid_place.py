@@ -14,6 +14,7 @@ coordinator and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -21,13 +22,16 @@ from dataclasses import dataclass
 
 import yaml
 
-from harness.errors import ConfigError, TargetError
+from harness.errors import ConfigError, HarnessError, TargetError
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 """labgrid's own default, used when neither an option nor LG_COORDINATOR names one."""
 
 DEFAULT_COMMAND_TIMEOUT_S = 30.0
 """The longest one labgrid-client command may take before the place is reported stuck."""
+
+_CLEANUP_TIMEOUT_S = 10.0
+"""Deadline of the release that undoes an interrupted acquire."""
 
 # Resource classes (as the coordinator reports them) through which `labgrid-client power`
 # switches a place's power, and through which `labgrid-client io` drives a reset line.
@@ -199,7 +203,14 @@ class LabgridPlace:
         """Take the place for this user and host; fails at once if someone else has it."""
         if self._acquired:
             return
-        self.run("acquire")
+        try:
+            self.run("acquire")
+        except (KeyboardInterrupt, LabgridCommandTimeoutError):
+            # The coordinator may have granted the place just before we stopped waiting;
+            # give it back so that an interrupted start does not leave the place locked.
+            with contextlib.suppress(HarnessError, subprocess.SubprocessError, OSError):
+                self.run("release", timeout=min(self.command_timeout, _CLEANUP_TIMEOUT_S))
+            raise
         self._acquired = True
 
     def release(self) -> None:

@@ -7,6 +7,7 @@ device is the host server behind a pty that ser2net shares over RFC 2217.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from typing import Any
@@ -19,11 +20,17 @@ from harness.labgrid_place import (
     CoordinatorUnreachableError,
     LabgridCommandTimeoutError,
     LabgridPlace,
+    PlaceResourceError,
     PlaceTakenError,
     UnknownPlaceError,
+    parse_environment,
 )
 from harness.targets.labgrid import connect_place
 
+needs_labgrid_client = pytest.mark.skipif(
+    shutil.which("labgrid-client") is None,
+    reason="labgrid-client is not installed (pip install labgrid)",
+)
 OTHER_USER = {"LG_USERNAME": "someone-else", "LG_HOSTNAME": "another-host"}
 
 
@@ -118,6 +125,30 @@ def test_unknown_place_is_a_clear_error(lab: Lab) -> None:
         place.acquire()
 
 
+def test_place_left_acquired_by_an_earlier_run_names_the_release_command(lab: Lab) -> None:
+    labgrid_client(lab.coordinator, "-p", lab.place, "acquire")  # this user, this host
+    try:
+        place = LabgridPlace(lab.place, coordinator=lab.coordinator, command_timeout=20)
+        with pytest.raises(PlaceTakenError, match=r"already held by this user.*release"):
+            place.acquire()
+    finally:
+        labgrid_client(lab.coordinator, "-p", lab.place, "release")
+
+
+def test_place_without_a_serial_port_is_a_clear_error() -> None:
+    resources = parse_environment(
+        "targets:\n  bare:\n    resources:\n    - NetworkPowerPort: {model: simplerest}\n",
+        "bare",
+    )
+    place = LabgridPlace("bare")
+    place._acquired, place._resources = True, resources  # what acquire() and env() would set
+    with pytest.raises(PlaceResourceError, match=r"'bare' has no NetworkSerialPort.*add-match"):
+        place.serial_url()
+    with pytest.raises(PlaceResourceError, match=r"'hard' reset needs .*reset_kinds"):
+        place.pulse_reset()
+
+
+@needs_labgrid_client
 def test_coordinator_that_refuses_is_a_clear_error() -> None:
     address = f"127.0.0.1:{free_port()}"
     place = LabgridPlace("any", coordinator=address, command_timeout=20)
@@ -125,6 +156,7 @@ def test_coordinator_that_refuses_is_a_clear_error() -> None:
         place.acquire()
 
 
+@needs_labgrid_client
 def test_coordinator_that_never_answers_is_a_deadline_not_a_hang() -> None:
     # A listener that accepts connections but never speaks: a hung coordinator.
     with socket.socket() as silent:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +105,58 @@ def test_unknown_place_is_a_usage_error_before_any_test(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--lg-place nowhere*no labgrid place 'nowhere'*"])
+
+
+def test_released_on_ctrl_c(lab: Lab, pytester: pytest.Pytester, build_root: Path) -> None:
+    """SIGINT (what Ctrl-C sends) in the middle of a test on the place still releases it."""
+    started = pytester.path / "started"
+    pytester.makepyfile(
+        f"""
+        import pathlib, threading
+
+        def test_waits_for_ctrl_c(client):
+            assert client.call("rpc.add", 1, 2) == 3
+            pathlib.Path({str(started)!r}).write_text("in the test body")
+            threading.Event().wait(120)  # until the SIGINT below
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=HARNESS_ROOT)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "harness.pytest_labgrid",
+            "--build-dir",
+            str(build_root),
+            "--lg-place",
+            lab.place,
+            "--lg-coordinator",
+            lab.coordinator,
+        ],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert child.poll() is None, f"the child pytest ended early:\n{child.stdout.read()}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the child never reached its test body"
+            time.sleep(0.1)  # a file is the child's only ready signal we can see
+        assert acquired_by_someone(lab)
+        child.send_signal(signal.SIGINT)
+        output, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert "KeyboardInterrupt" in output
+    assert not acquired_by_someone(lab), output
+
+
+def acquired_by_someone(lab: Lab) -> bool:
+    return "acquired: None" not in labgrid_client(lab.coordinator, "-p", lab.place, "show")
