@@ -167,7 +167,9 @@ class Board:
     * ``serial``: the RPC line (:class:`PortSpec` fields, plus ``open``: ``before_flash``,
       the default, for a port that lives on a debug probe and survives the board's resets,
       or ``after_flash`` for a USB CDC ACM port the board itself provides, which disappears
-      and re-enumerates when the board resets; and ``exclusive``, default true).
+      and re-enumerates when the board resets (such a board needs
+      ``handshake_retry_interval``: its wake-up packet is sent before the port exists); and
+      ``exclusive``, default true).
     * ``console`` (optional): a second line carrying the console UART. Without it the
       harness sees no console, and tests that wait for console lines cannot run.
     * ``flash`` (optional): ``runner`` and ``args`` for ``west flash``, or ``command``, any
@@ -393,6 +395,12 @@ def _check_serial_fields(
     moment = raw["serial"].get("open", "before_flash")
     if moment not in SERIAL_OPEN_MOMENTS:
         raise fail(("serial", "open"), f"must be one of {SERIAL_OPEN_MOMENTS}, got {moment!r}")
+    if moment == "after_flash" and not raw.get("handshake_retry_interval"):
+        raise fail(
+            ("serial", "open"),
+            "after_flash needs handshake_retry_interval (e.g. 0.5): the board's wake-up packet "
+            "goes out before its USB port exists, so the client must resend its Init instead",
+        )
     flash = raw.get("flash", {})
     if "command" in flash and ("runner" in flash or "args" in flash):
         raise fail(

@@ -164,3 +164,38 @@ def test_run_returns_the_command_status_and_leaves_nothing_behind(build_root: Pa
 def test_starting_a_second_daemon_on_one_state_is_refused(state: Path, build_root: Path) -> None:
     with pytest.raises(pty_board.PtyBoardError, match="already running"):
         pty_board.start(state, build_root, "pty_host")
+
+
+def test_a_port_opened_after_flashing_handshakes_by_resending_init(
+    state: Path, tmp_path: Path
+) -> None:
+    """``open: after_flash`` (a USB CDC ACM board): the boot's wake-up went out before the
+    port was opened and was flushed with the stale input, so the client resends its Init."""
+    text = BOARD.format(state=state).replace(
+        "console: {port:", "handshake_retry_interval: 0.2\n    console: {port:"
+    )
+    text = text.replace(
+        "serial: {port: " + f"{state}/rpc" + "}",
+        f"serial: {{port: {state}/rpc, open: after_flash}}",
+    )
+    path = tmp_path / "boards.yaml"
+    path.write_text(text)
+    board = load_boards(path).get("virtual")
+    assert board.serial_open == "after_flash"
+    target = make_target(board, build_root=tmp_path / "build", work_dir=tmp_path / "device")
+    target.build()
+    target.start()
+    try:
+        client = Client.for_target(target)
+        client.handshake(board.timeouts.boot + board.timeouts.handshake)
+        before = info(client)
+        target.reset("power")  # the port is closed and reopened around the power cycle
+        client.reconnect()
+        after = info(client)
+        assert after["boot_id"] != before["boot_id"]
+        assert after["reset_cause"] == "power-on"
+        assert client.stats.init_sent >= 2
+        client.close()
+    finally:
+        target.stop()
+        target.trace.close()

@@ -112,6 +112,10 @@ SERIAL = "boards:\n  s:\n    kind: serial\n    zephyr_board: nucleo_f746zg\n"
             r"boards.yaml:7: field 'boards.s.serial.open': must be one of",
         ),
         (
+            SERIAL + "    serial:\n      port: /dev/x\n      open: after_flash\n",
+            r"boards.yaml:7: field 'boards.s.serial.open': after_flash needs handshake_retry_interval",
+        ),
+        (
             SERIAL + "    serial:\n      port: /dev/x\n      parity: E\n",
             r"boards.yaml:7: unknown field 'boards.s.serial.parity'",
         ),

@@ -171,3 +171,46 @@ def test_a_jlink_reset_uses_a_commander_script(tmp_path: Path) -> None:
     script = Path(command[-1])
     assert command[:3] == ["JLinkExe", "-device", "nrf52"]
     assert script.read_text().splitlines() == ["r", "g", "qc"]
+
+
+class RecordingPort:
+    """Stands in for the pyserial object right below _pulse: records modem-line changes."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, bool, float]] = []
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("dtr", "rts"):
+            self.changes.append((name, bool(value), time.monotonic()))
+        object.__setattr__(self, name, value)
+
+
+@pytest.mark.parametrize("line", ["dtr", "rts"])
+def test_a_modem_line_reset_is_a_pulse_of_the_stated_width(
+    tmp_path: Path, port_path: str, line: str
+) -> None:
+    board = board_with(
+        tmp_path,
+        f"""
+        kind: serial
+        serial: {{port: {port_path}}}
+        reset_kinds: [hard]
+        flash: {{command: ["true"]}}
+        reset: {{hard: {{method: {line}, pulse_ms: 50}}}}
+        """,
+    )
+    target = target_for(board, tmp_path)
+    target.start()
+    try:
+        assert target._rpc is not None
+        real_port, recorder = target._rpc.port, RecordingPort()
+        target._rpc._port = recorder  # type: ignore[assignment]
+        try:
+            target.reset("hard")
+        finally:
+            target._rpc._port = real_port
+    finally:
+        target.stop()
+    (name1, on, t1), (name2, off, t2) = recorder.changes
+    assert (name1, on, name2, off) == (line, True, line, False)
+    assert 0.045 <= t2 - t1 < 0.5
