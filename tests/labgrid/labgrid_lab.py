@@ -110,13 +110,14 @@ class Relay:
     """An HTTP power switch and reset button for a PtyBoard, as a lab's network relay is.
 
     ``GET /power/1`` and ``/power/0`` switch power (labgrid's simplerest model), ``GET
-    /power`` reads it; ``PUT /reset`` with body ``1`` presses the reset button, ``0`` lets go
-    (labgrid's HttpDigitalOutput).
+    /power`` reads it; ``PUT /reset`` with body ``1`` presses the reset button, ``0`` lets go,
+    ``GET /reset`` reads it (labgrid's HttpDigitalOutput).
     """
 
     def __init__(self, board: PtyBoard) -> None:
         self.board = board
         self.requests: list[str] = []
+        self.reset_asserted = False
         relay = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -126,6 +127,9 @@ class Relay:
                     relay.board.power_on()
                 elif self.path == "/power/0":
                     relay.board.power_off()
+                elif self.path == "/reset":
+                    self._reply("1" if relay.reset_asserted else "0")
+                    return
                 elif self.path != "/power":
                     self.send_error(404)
                     return
@@ -137,7 +141,8 @@ class Relay:
                 if self.path != "/reset" or body not in ("0", "1"):
                     self.send_error(404)
                     return
-                if body == "1":
+                relay.reset_asserted = body == "1"
+                if relay.reset_asserted:
                     relay.board.press_reset()
                 self._reply(body)
 
