@@ -52,44 +52,6 @@ _ZEPHYR_BUILD_TOOLS = (*_BUILD_TOOLS, ("dtc", "device-tree-compiler"))
 # -- can a board run here? ---------------------------------------------------------------------
 
 
-def _missing_tools(tools: Sequence[tuple[str, str]], why: str) -> list[str]:
-    return [
-        f"{tool} ({why}) is not on PATH; install it: apt-get install {package}"
-        for tool, package in tools
-        if shutil.which(tool) is None
-    ]
-
-
-def _host_problems(board: Board) -> list[str]:
-    compiler = os.environ.get("CC", "cc")
-    problems = _missing_tools(_BUILD_TOOLS, "builds the host server")
-    if shutil.which(compiler) is None:
-        problems.append(
-            f"no C compiler: {compiler} is not on PATH; install it: apt-get install gcc"
-        )
-    return problems
-
-
-def _zephyr_problems(board: Board, zephyr_base: Path | None) -> list[str]:
-    """Zephyr tree, Arm toolchain, build tools and the board's west modules."""
-    problems: list[str] = []
-    try:
-        find_zephyr_base(zephyr_base)
-    except ZephyrNotFound as exc:
-        problems.append(str(exc))
-    try:
-        toolchain_environment()
-    except ToolchainNotFound as exc:
-        problems.append(str(exc))
-    problems += _missing_tools(_ZEPHYR_BUILD_TOOLS, "builds Zephyr")
-    if not problems:
-        # dict.fromkeys: without a west workspace every module has the same reason.
-        problems += dict.fromkeys(
-            missing_zephyr_modules(board.zephyr_modules, zephyr_base).values()
-        )
-    return problems
-
-
 @dataclass(frozen=True)
 class _Program:
     """A program a board needs: what it is used for, and how to get it if it is missing."""
@@ -116,6 +78,40 @@ def _missing_programs(programs: Sequence[_Program]) -> list[str]:
         f"{name} ({', '.join(name_uses)}) is not on PATH; {how[name]}"
         for name, name_uses in uses.items()
     ]
+
+
+def _apt_programs(tools: Sequence[tuple[str, str]], use: str) -> list[_Program]:
+    return [
+        _Program(tool, use, f"install it: apt-get install {package}") for tool, package in tools
+    ]
+
+
+def _host_problems(board: Board) -> list[str]:
+    use = "builds the host server"
+    compiler = _Program(
+        os.environ.get("CC", "cc"), f"C compiler, {use}", "install it: apt-get install gcc"
+    )
+    return _missing_programs([*_apt_programs(_BUILD_TOOLS, use), compiler])
+
+
+def _zephyr_problems(board: Board, zephyr_base: Path | None) -> list[str]:
+    """Zephyr tree, Arm toolchain, build tools and the board's west modules."""
+    problems: list[str] = []
+    try:
+        find_zephyr_base(zephyr_base)
+    except ZephyrNotFound as exc:
+        problems.append(str(exc))
+    try:
+        toolchain_environment()
+    except ToolchainNotFound as exc:
+        problems.append(str(exc))
+    problems += _missing_programs(_apt_programs(_ZEPHYR_BUILD_TOOLS, "builds Zephyr"))
+    if not problems:
+        # dict.fromkeys: without a west workspace every module has the same reason.
+        problems += dict.fromkeys(
+            missing_zephyr_modules(board.zephyr_modules, zephyr_base).values()
+        )
+    return problems
 
 
 def _command_program(command: Sequence[object], use: str) -> list[_Program]:
