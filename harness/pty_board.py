@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import pty
 import select
@@ -50,6 +51,15 @@ START_DEADLINE_S = 30.0
 COMMAND_DEADLINE_S = 30.0
 _STOP_GRACE_S = 5.0
 _RESET_PIN = signal.SIGUSR1  # the host server's reset pin (zephyr_app/host/main.c)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGKILL when the thread that started it ends (Linux), so
+    a killed daemon or a killed ``run`` never leaves a board running behind it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class PtyBoardError(HarnessError):
@@ -106,7 +116,11 @@ class VirtualBoard:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {_RESET_PIN})
         try:
             process = subprocess.Popen(
-                command, stdin=self.rpc.master, stdout=self.rpc.master, stderr=subprocess.PIPE
+                command,
+                stdin=self.rpc.master,
+                stdout=self.rpc.master,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,
             )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -244,8 +258,12 @@ def is_running(state: Path) -> bool:
     return True
 
 
-def start(state: Path, build_root: Path, board_name: str) -> int:
-    """Build the server, start the daemon in the background, return once it is ready."""
+def start(state: Path, build_root: Path, board_name: str, *, tied: bool = False) -> int:
+    """Build the server, start the daemon in the background, return once it is ready.
+
+    ``tied``: the daemon dies with the calling thread (``run`` uses it, so that a CI job
+    that kills the run leaves no board behind); otherwise it outlives this process.
+    """
     if is_running(state):
         raise PtyBoardError(
             f"a pty board is already running in {state}; stop it with: "
@@ -276,6 +294,7 @@ def start(state: Path, build_root: Path, board_name: str) -> int:
             pass_fds=(write_end,),
             start_new_session=True,  # a terminal's Ctrl-C goes to `run`, which stops it
             cwd=PROJECT_ROOT,
+            preexec_fn=_die_with_parent if tied else None,
         )
     os.close(write_end)
     try:
@@ -324,7 +343,7 @@ def run(state: Path, build_root: Path, board_name: str, command: Sequence[str]) 
     """Start a board, run ``command``, stop the board whatever happens; the command's status."""
     if not command:
         raise PtyBoardError("run needs a command after --, e.g. -- pytest --board pty_host")
-    start(state, build_root, board_name)
+    start(state, build_root, board_name, tied=True)
     try:
         return subprocess.run(list(command), check=False).returncode
     finally:

@@ -7,11 +7,15 @@ on a second port, exactly as it would a board on a probe's virtual COM port.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +52,7 @@ def short_state_dir() -> Path:
 @pytest.fixture
 def state(build_root: Path) -> Iterator[Path]:
     folder = short_state_dir()
-    pty_board.start(folder, build_root, "pty_host")
+    pty_board.start(folder, build_root, "pty_host", tied=True)
     try:
         yield folder
     finally:
@@ -199,3 +203,58 @@ def test_a_port_opened_after_flashing_handshakes_by_resending_init(
     finally:
         target.stop()
         target.trace.close()
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (the board's state folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_run_leaves_no_board_running(build_root: Path) -> None:
+    folder = short_state_dir()
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.pty_board",
+            "run",
+            "--state",
+            str(folder),
+            "--build-dir",
+            str(build_root),
+            "--",
+            sys.executable,
+            "-c",
+            "import time; time.sleep(60)",
+        ],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pty_board.is_running(folder):
+            assert runner.poll() is None and time.monotonic() < deadline, "the board never started"
+            time.sleep(0.05)  # the board's readiness is the run's own business: poll it
+        board_processes = processes_mentioning(str(folder))
+        assert len(board_processes) >= 2  # the daemon and its server (and the runner)
+        runner.kill()  # as a CI timeout would: no chance to clean up
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while left := [p for p in processes_mentioning(str(folder)) if p != runner.pid]:
+            assert time.monotonic() < deadline, f"processes left behind: {left}"
+            time.sleep(0.05)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        for pid in processes_mentioning(str(folder)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
