@@ -186,6 +186,15 @@ def _match_usb(usb: Mapping[str, Any], connected: Sequence[SerialPort]) -> str:
             f"and powered? {SCAN_HINT}."
         )
     choices = "; ".join(_one_line(p) for p in matches)
+    if len({p.serial_number for p in matches}) == 1:
+        # One probe with several virtual COM ports (ST-LINK V3, some J-Link OBs): the serial
+        # number cannot choose, only the interface can, and its by-id path names it.
+        paths = ", ".join(p.by_id or p.device for p in matches)
+        raise AmbiguousSerialPortError(
+            f"{len(matches)} serial ports match {wanted}, all of one probe: {choices}. Name "
+            f"the one wired to the board's RPC UART by its path in boards.yaml, "
+            f"serial: {{port: PATH}}, with PATH one of {paths}."
+        )
     raise AmbiguousSerialPortError(
         f"{len(matches)} serial ports match {wanted}: {choices}. Add serial.usb.serial_number "
         f"to the board's entry in boards.yaml to pick one (the serial numbers are listed above "

@@ -103,6 +103,17 @@ def test_two_identical_probes_ask_for_a_serial_number() -> None:
     assert isinstance(caught.value, ConfigError)
 
 
+def test_two_ports_of_one_probe_ask_for_the_path_of_one() -> None:
+    first = _usb_port("/dev/ttyACM4", 0x0483, 0x3754, "003F00293132510F33383538")
+    second = _usb_port("/dev/ttyACM5", 0x0483, 0x3754, "003F00293132510F33383538")
+    spec = {"usb": {"vid": 0x0483, "pid": 0x3754, "serial_number": "003F00293132510F33383538"}}
+    with pytest.raises(AmbiguousSerialPortError) as caught:
+        resolve_port(spec, ports=[first, second])
+    message = str(caught.value)
+    assert "all of one probe" in message
+    assert "serial: {port: PATH}, with PATH one of /dev/ttyACM4, /dev/ttyACM5" in message
+
+
 def test_the_serial_number_picks_one_of_identical_probes() -> None:
     spec = {"usb": {"vid": 0x0483, "pid": 0x374B, "serial_number": "0670FF504955857567133821"}}
     assert resolve_port(spec, ports=[STLINK_A, STLINK_B]) == "/dev/ttyACM1"
