@@ -186,7 +186,8 @@ def _match_usb(usb: Mapping[str, Any], connected: Sequence[SerialPort]) -> str:
             f"and powered? {SCAN_HINT}."
         )
     choices = "; ".join(_one_line(p) for p in matches)
-    if len({p.serial_number for p in matches}) == 1:
+    serial_numbers = {p.serial_number for p in matches}
+    if len(serial_numbers) == 1 and None not in serial_numbers:
         # One probe with several virtual COM ports (ST-LINK V3, some J-Link OBs): the serial
         # number cannot choose, only the interface can, and its by-id path names it.
         paths = ", ".join(p.by_id or p.device for p in matches)
@@ -194,6 +195,13 @@ def _match_usb(usb: Mapping[str, Any], connected: Sequence[SerialPort]) -> str:
             f"{len(matches)} serial ports match {wanted}, all of one probe: {choices}. Name "
             f"the one wired to the board's RPC UART by its path in boards.yaml, "
             f"serial: {{port: PATH}}, with PATH one of {paths}."
+        )
+    if None in serial_numbers:
+        raise AmbiguousSerialPortError(
+            f"{len(matches)} serial ports match {wanted}: {choices}. Some have no USB serial "
+            f"number to tell them apart, so name the board's port by its path in boards.yaml "
+            f"(serial: {{port: PATH}}; /dev/serial/by-path/ names a port by the USB socket it "
+            f"is plugged into)."
         )
     raise AmbiguousSerialPortError(
         f"{len(matches)} serial ports match {wanted}: {choices}. Add serial.usb.serial_number "

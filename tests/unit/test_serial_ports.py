@@ -114,6 +114,13 @@ def test_two_ports_of_one_probe_ask_for_the_path_of_one() -> None:
     assert "serial: {port: PATH}, with PATH one of /dev/ttyACM4, /dev/ttyACM5" in message
 
 
+def test_adapters_without_serial_numbers_ask_for_a_path() -> None:
+    first = _usb_port("/dev/ttyUSB0", 0x1A86, 0x7523, None)
+    second = _usb_port("/dev/ttyUSB1", 0x1A86, 0x7523, None)
+    with pytest.raises(AmbiguousSerialPortError, match="no USB serial number .* by its path"):
+        resolve_port({"usb": {"vid": 0x1A86, "pid": 0x7523}}, ports=[first, second])
+
+
 def test_the_serial_number_picks_one_of_identical_probes() -> None:
     spec = {"usb": {"vid": 0x0483, "pid": 0x374B, "serial_number": "0670FF504955857567133821"}}
     assert resolve_port(spec, ports=[STLINK_A, STLINK_B]) == "/dev/ttyACM1"
