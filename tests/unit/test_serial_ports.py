@@ -117,7 +117,7 @@ def test_two_ports_of_one_probe_ask_for_the_path_of_one() -> None:
 def test_adapters_without_serial_numbers_ask_for_a_path() -> None:
     first = _usb_port("/dev/ttyUSB0", 0x1A86, 0x7523, None)
     second = _usb_port("/dev/ttyUSB1", 0x1A86, 0x7523, None)
-    with pytest.raises(AmbiguousSerialPortError, match="no USB serial number .* by its path"):
+    with pytest.raises(AmbiguousSerialPortError, match=r"no USB serial number .* by its path"):
         resolve_port({"usb": {"vid": 0x1A86, "pid": 0x7523}}, ports=[first, second])
 
 
