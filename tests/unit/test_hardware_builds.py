@@ -142,16 +142,25 @@ def test_a_bare_zephyr_tree_is_not_a_west_workspace(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("west") is None, reason="west is not installed")
-def test_west_list_and_the_manifest_agree_on_the_workspace_here() -> None:
+def test_west_list_and_the_manifest_agree_on_the_workspace_here(monkeypatch) -> None:
     no_zephyr = has_zephyr()
     if no_zephyr is not None:
         pytest.skip(f"needs a Zephyr workspace: {no_zephyr}")
-    modules = west_modules()
+    through_west = west_modules()
     # The real workspace: cmsis is the HAL every Arm board needs, and is present here.
-    if not modules.is_present("cmsis"):
-        pytest.skip(f"cmsis is not in {modules.workspace}: `west update cmsis` gets it")
+    if not through_west.is_present("cmsis"):
+        pytest.skip(f"cmsis is not in {through_west.workspace}: `west update cmsis` gets it")
     assert missing_zephyr_modules(["cmsis"]) == {}
     listed = subprocess.run(
-        ["west", "list", "-f", "{name}"], cwd=modules.workspace, capture_output=True, text=True
+        ["west", "list", "-f", "{name}"],
+        cwd=through_west.workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert set(listed.stdout.split()) <= set(modules.paths)
+    assert set(listed.stdout.split()) <= set(through_west.paths)
+    # Without west on PATH the manifest is read directly, and must find the same modules.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    from_manifest = west_modules()
+    assert from_manifest.present == through_west.present
+    assert from_manifest.paths["cmsis"] == through_west.paths["cmsis"]
