@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,15 @@ import harness
 
 # The child must import this checkout of the harness, whatever is installed.
 HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
+PLUGIN = "harness.pytest_labgrid"
+
+
+def plugin_args() -> list[str]:
+    """``-p harness.pytest_labgrid`` unless the installed package already registers it
+    through a pytest11 entry point (naming it twice would be an error)."""
+    registered = any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+    return [] if registered else ["-p", PLUGIN]
+
 
 DEVICE_TESTS = """
 import json
@@ -42,7 +52,7 @@ def run_child(
 ) -> pytest.RunResult:
     monkeypatch.setenv("PYTHONPATH", HARNESS_ROOT)
     return pytester.runpytest_subprocess(
-        "-p", "harness.pytest_labgrid", "--build-dir", str(build_root), *args, timeout=300
+        *plugin_args(), "--build-dir", str(build_root), *args, timeout=300
     )
 
 
@@ -126,8 +136,7 @@ def test_released_on_ctrl_c(lab: Lab, pytester: pytest.Pytester, build_root: Pat
             sys.executable,
             "-m",
             "pytest",
-            "-p",
-            "harness.pytest_labgrid",
+            *plugin_args(),
             "--build-dir",
             str(build_root),
             "--lg-place",
