@@ -210,7 +210,8 @@ def serial_snippet(port: SerialPort) -> list[str]:
         "    serial:",
         f"      usb: {{{usb}}}",
         "      baud: 115200",
-        "      open: before_flash   # after_flash if the board's own USB provides the port",
+        "      open: before_flash   # after_flash (and handshake_retry_interval) if the board's"
+        " own USB provides the port",
     ]
 
 
