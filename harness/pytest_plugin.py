@@ -210,7 +210,7 @@ def device(
 
 
 def _record_identity(request: pytest.FixtureRequest, identity: FirmwareIdentity) -> None:
-    """Board, firmware hash and Zephyr version as JUnit test-suite properties, once a run."""
+    """Board, firmware hash, Zephyr version and seed as JUnit test-suite properties, once a run."""
     if _IDENTITY_KEY in request.config.stash:
         return
     request.config.stash[_IDENTITY_KEY] = identity
@@ -221,6 +221,8 @@ def _record_identity(request: pytest.FixtureRequest, identity: FirmwareIdentity)
     record("board", identity.board)
     record("firmware_hash", identity.firmware_hash)
     record("zephyr_version", identity.zephyr_version)
+    # The run's seed, so that a soak that failed in CI can be replayed from its XML alone.
+    record("seed", request.config.stash[_SEED_KEY])
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ def test_a_failed_device_test_keeps_its_trace_and_shows_it(
     root = ET.parse(xml).getroot()
     suite = {p.get("name"): p.get("value") for p in root.find("testsuite/properties")}  # type: ignore[union-attr]
     server = Path(child_args[3]) / "host" / "rpc_host_server"
+    assert suite.pop("seed").isdigit()
     assert suite == {
         "board": "host",
         "firmware_hash": hashlib.sha256(server.read_bytes()).hexdigest()[:16],
