@@ -214,3 +214,67 @@ def test_a_modem_line_reset_is_a_pulse_of_the_stated_width(
     (name1, on, t1), (name2, off, t2) = recorder.changes
     assert (name1, on, name2, off) == (line, True, line, False)
     assert 0.045 <= t2 - t1 < 0.5
+
+
+def fake_west(folder: Path, exit_status: int) -> Path:
+    """A ``west`` program on PATH that records its arguments: the process right below
+    SerialTarget.flash, so the test sees the exact command line a real west would get."""
+    folder.mkdir(parents=True, exist_ok=True)
+    west = folder / "west"
+    west.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {folder}/args\n'
+        'echo "FATAL ERROR: no boards found; is the board connected?"\n'
+        f"exit {exit_status}\n"
+    )
+    west.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("exit_status", [0, 1])
+def test_west_flash_gets_the_build_the_runner_and_the_args(
+    tmp_path: Path, port_path: str, monkeypatch: pytest.MonkeyPatch, exit_status: int
+) -> None:
+    from harness.zephyr import ZephyrArtifacts
+
+    bin_dir = fake_west(tmp_path / "bin", exit_status)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    board = board_with(
+        tmp_path,
+        f"""
+        kind: serial
+        zephyr_board: nrf52840dk_nrf52840
+        serial: {{port: {port_path}}}
+        flash: {{runner: nrfjprog, args: [--snr, "683000000", --hex-file, "{{hex}}"]}}
+        """,
+    )
+    target = target_for(board, tmp_path)
+    build_dir = tmp_path / "build" / "b"
+    target._artifacts = ZephyrArtifacts(
+        build_dir=build_dir,
+        elf=build_dir / "zephyr" / "zephyr.elf",
+        log=build_dir / "build.log",
+        zephyr_base=tmp_path,
+        zephyr_version="2.5.0",
+        toolchain="gnuarmemb",
+    )
+    try:
+        if exit_status:
+            with pytest.raises(FlashError, match=r"(?s)exit status 1: west flash.*no boards found"):
+                target.start()
+        else:
+            target.start()
+    finally:
+        target.stop()
+    assert (bin_dir / "args").read_text().split() == [
+        "flash",
+        "-d",
+        str(build_dir),
+        "--skip-rebuild",
+        "--runner",
+        "nrfjprog",
+        "--snr",
+        "683000000",
+        "--hex-file",
+        str(build_dir / "zephyr" / "zephyr.hex"),
+    ]
