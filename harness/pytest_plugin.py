@@ -33,6 +33,13 @@ from harness.zephyr import find_zephyr_base, has_zephyr
 _BOARDS_KEY = pytest.StashKey[BoardsFile]()
 _BOARD_KEY = pytest.StashKey[Board]()
 _SEED_KEY = pytest.StashKey[int]()
+
+TargetFactory = Callable[[Board, Path, Path], Target]
+"""Makes the target for a board: (board, build_root, work_dir) -> an unstarted Target."""
+TARGET_FACTORY_KEY = pytest.StashKey[TargetFactory]()
+"""Set by a plugin that runs the device somewhere else (``harness.pytest_labgrid`` for a
+labgrid place); the ``device`` fixture then gets its target from it and keeps everything else
+(the wire trace, its report sections, the JUnit properties) the same."""
 _IDENTITY_KEY = pytest.StashKey[FirmwareIdentity]()
 _TRACE_KEY = pytest.StashKey[Trace]()
 _TRACE_KEPT_KEY = pytest.StashKey[bool]()
@@ -188,7 +195,11 @@ def device(
     (``device.trace``) is closed after the device stops, so it ends with the last console
     line of the shutdown.
     """
-    target = make_target(board, build_root=build_root, work_dir=tmp_path / "device")
+    factory = request.config.stash.get(TARGET_FACTORY_KEY, None)
+    if factory is None:
+        target = make_target(board, build_root=build_root, work_dir=tmp_path / "device")
+    else:
+        target = factory(board, build_root, tmp_path / "device")
     target.zephyr_base = zephyr_base
     request.node.stash[_TRACE_KEY] = target.trace
     target.trace.note("test", f"{request.node.nodeid}: building and starting the device")
