@@ -23,8 +23,9 @@ for arg in "$@"; do
     esac
 done
 
+# ser2net: a labgrid exporter shares serial ports with it (the local lab of tests/labgrid).
 APT_PACKAGES=(cmake ninja-build gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
-              qemu-system-arm device-tree-compiler git)
+              qemu-system-arm device-tree-compiler git ser2net)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -40,7 +41,9 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 echo "bootstrap: installing the harness and its Python dependencies with $PYTHON -m pip"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+# labgrid (shared labs, docs/labgrid.md) is installed too, so that its tests run; it brings
+# pyserial-labgrid, its fork of pyserial.
+"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,labgrid]'
 
 # Zephyr: use the workspace there is; make one the ordinary way only when asked.
 zephyr_base="${ZEPHYR_BASE:-$HOME/zephyrproject/zephyr}"
