@@ -160,13 +160,20 @@ class SerialTarget(Target):
     # -- start ---------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Open, flash, (open): a start that fails releases the ports it opened, since a
+        caller whose start raised does not call stop(), and a port left locked would refuse
+        the next test."""
         self.console.reopen()
-        if self.board.serial_open == "before_flash":
-            self._open_lines(deadline=time.monotonic())
-        self.boot_pending = True
-        self.flash()
-        if self.board.serial_open == "after_flash":
-            self._open_lines(deadline=time.monotonic() + self.board.timeouts.boot)
+        try:
+            if self.board.serial_open == "before_flash":
+                self._open_lines(deadline=time.monotonic())
+            self.boot_pending = True
+            self.flash()
+            if self.board.serial_open == "after_flash":
+                self._open_lines(deadline=time.monotonic() + self.board.timeouts.boot)
+        except BaseException:
+            self._close_lines()
+            raise
 
     def flash(self) -> None:
         """Write the firmware with ``west flash`` or the board's flash command."""
@@ -324,6 +331,13 @@ class SerialTarget(Target):
 
     def stop(self) -> None:
         self.transport.close()
+        self._close_lines()
+        self.console.close()
+
+    def _close_lines(self) -> None:
+        old = self.transport.replace(None)
+        if old is not None:
+            old.close()
         self._rpc = None
         line, self._console_line = self._console_line, None
         if line is not None:
@@ -331,7 +345,6 @@ class SerialTarget(Target):
         if self._console_thread is not None:
             self._console_thread.join(timeout=2.0)
             self._console_thread = None
-        self.console.close()
 
 
 __all__ = ["SerialTarget", "log_tail", "run_tool"]

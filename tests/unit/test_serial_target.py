@@ -17,6 +17,7 @@ from harness.boards import Board, load_boards
 from harness.errors import FlashError, ResetCommandError, TargetError
 from harness.targets.base import make_target
 from harness.targets.serial import SerialTarget
+from harness.transport.serial_port import SerialTransport
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def test_a_failing_flash_command_is_a_flash_error_with_its_output(
     started = time.monotonic()
     with pytest.raises(FlashError) as caught:
         target.start()
-    target.stop()
+    # The failed start released the port (a caller does not stop() what did not start).
+    SerialTransport(port_path).close()
     message = str(caught.value)
     assert "exit status 3" in message
     assert sys.executable in message
