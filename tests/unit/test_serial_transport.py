@@ -140,3 +140,12 @@ def test_a_socket_url_works_like_a_port() -> None:
     finally:
         port.close()
         server.close()
+
+
+def test_an_rfc2217_url_gets_as_far_as_connecting() -> None:
+    """pyserial's RFC 2217 class refuses write_timeout; the open must not stop there."""
+    closed = socket.create_server(("127.0.0.1", 0))
+    port_number = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(TransportError, match=rf"rfc2217://127.0.0.1:{port_number}.*refused"):
+        SerialTransport(f"rfc2217://127.0.0.1:{port_number}")
