@@ -171,8 +171,8 @@ def build_root(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def zephyr_base(pytestconfig: pytest.Config, board: Board) -> Path | None:
     """The Zephyr tree for boards built with Zephyr; skips their tests where there is none."""
-    if board.kind == "host":
-        return None
+    if board.kind == "host" or not board.zephyr_board:
+        return None  # nothing to build with Zephyr (a host build, or a board flashed by command)
     explicit = pytestconfig.getoption("--zephyr-base")
     reason = has_zephyr(explicit)
     if reason is not None:

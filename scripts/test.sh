@@ -26,6 +26,10 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.s
 ASAN_OPTIONS=detect_leaks=0 \
     "$PYTHON" -m pytest tests/unit/test_c_vectors.py tests/unit/test_differential.py "$@"
 
+echo "== device suite on board pty_host (pyserial on a pty; flash, reset and power by command)"
+"$PYTHON" -m harness.pty_board run --state build/pty_host --build-dir build -- \
+    "$PYTHON" -m pytest --board pty_host --build-dir=build tests/device "$@"
+
 if "$PYTHON" -c "import sys; from harness.zephyr import has_zephyr; sys.exit(has_zephyr() is not None)"; then
     for board in qemu_cortex_m3 mps2_an385; do
         echo "== device suite on board $board (Zephyr in QEMU)"
