@@ -38,9 +38,9 @@ def open_serial(
         for line in released_lines:
             setattr(port, line, False)
         port.timeout = 0
-        # A write must not hang on a stalled line; pyserial's RFC 2217 class refuses the
-        # setting (NotImplementedError), and a network port then relies on TCP instead.
-        with contextlib.suppress(NotImplementedError):
+        # A write must not hang on a stalled line. pyserial's RFC 2217 class refuses the
+        # setting when it opens (NotImplementedError), so a network port relies on TCP.
+        if not url.startswith("rfc2217://"):
             port.write_timeout = 10.0
         if exclusive and hasattr(port, "exclusive"):
             port.exclusive = True
