@@ -44,13 +44,13 @@ from pathlib import Path
 from harness.boards import Board
 from harness.build import PROJECT_ROOT, build_host
 from harness.errors import HarnessError
+from harness.targets.host import RESET_PIN, spawn_host_server
 
 DEFAULT_STATE = PROJECT_ROOT / "build" / "pty_host"
 CONTROL_SOCKET = "control.sock"
 START_DEADLINE_S = 30.0
 COMMAND_DEADLINE_S = 30.0
 _STOP_GRACE_S = 5.0
-_RESET_PIN = signal.SIGUSR1  # the host server's reset pin (zephyr_app/host/main.c)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -105,25 +105,15 @@ class VirtualBoard:
         return self.state / "boot_count"
 
     def power_on(self) -> None:
-        command = [
-            str(self.server),
-            "--board",
+        process = spawn_host_server(
+            self.server,
             self.board_name,
-            "--boot-count-file",
-            str(self.boot_count_file),
-        ]
-        # The reset pin starts out held, as the server expects (see harness/targets/host.py).
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {_RESET_PIN})
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=self.rpc.master,
-                stdout=self.rpc.master,
-                stderr=subprocess.PIPE,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            self.boot_count_file,
+            stdin=self.rpc.master,
+            stdout=self.rpc.master,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
         self._process = process
         self._relay = threading.Thread(target=self._relay_console, args=(process,), daemon=True)
         self._relay.start()
@@ -158,7 +148,7 @@ class VirtualBoard:
         if process is None or process.poll() is not None:
             code = None if process is None else process.returncode
             raise PtyBoardError(f"reset: the board's server is not running (exit status {code})")
-        process.send_signal(_RESET_PIN)
+        process.send_signal(RESET_PIN)
 
     def power_cycle(self) -> None:
         self.power_off()

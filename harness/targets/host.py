@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 from harness.build import HostArtifacts, build_host
 from harness.errors import ConfigError, TargetError
@@ -20,8 +21,31 @@ from harness.targets.base import Target
 from harness.transport.fd import FdTransport
 
 _STOP_GRACE_S = 5.0
-# The signal the server takes as its reset pin (see zephyr_app/host/main.c).
-_RESET_PIN = signal.SIGUSR1
+RESET_PIN = signal.SIGUSR1
+"""The signal the host server takes as its reset pin (see zephyr_app/host/main.c)."""
+
+
+def spawn_host_server(
+    server: Path,
+    board_name: str,
+    boot_count_file: Path,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Start ``rpc_host_server`` the one way it must be started, wherever its line goes.
+
+    The reset pin (SIGUSR1) starts out held, as the server expects: a hard reset asked for
+    while it boots then waits for its handler instead of killing it. The mask is this
+    thread's own and the child inherits it; it is restored at once. ``popen`` says where the
+    server's stdin, stdout and stderr go (pipes, a pty) and anything else for Popen.
+    """
+    command = [str(server), "--board", board_name, "--boot-count-file", str(boot_count_file)]
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {RESET_PIN})
+    try:
+        return subprocess.Popen(command, **popen)
+    except OSError as exc:
+        raise TargetError(f"cannot start {command[0]}: {exc}") from exc
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class HostTarget(Target):
@@ -57,30 +81,16 @@ class HostTarget(Target):
         # Sanitizer builds: make every report fatal and visible on the console stream.
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:halt_on_error=1:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
-        command = [
-            str(self.artifacts.server),
-            "--board",
+        process = spawn_host_server(
+            self.artifacts.server,
             self.board.name,
-            "--boot-count-file",
-            str(self.boot_count_file),
-        ]
-        # The reset pin (SIGUSR1) starts out held, as the server expects: a hard reset asked
-        # for while it boots then waits for its handler instead of killing it. The mask is
-        # this thread's own and the child inherits it; it is restored at once.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {_RESET_PIN})
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-                env=env,
-            )
-        except OSError as exc:
-            raise TargetError(f"cannot start {command[0]}: {exc}") from exc
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            self.boot_count_file,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            env=env,
+        )
         assert process.stdin is not None and process.stdout is not None
         self._process = process
         self._console_thread = threading.Thread(
@@ -125,7 +135,7 @@ class HostTarget(Target):
         process = self._process
         if process is None or process.poll() is not None:
             raise TargetError(f"hard reset: the host server is not running. {self.post_mortem()}")
-        process.send_signal(_RESET_PIN)
+        process.send_signal(RESET_PIN)
 
     def _kill(self, *, expected: bool) -> int | None:
         process, self._process = self._process, None

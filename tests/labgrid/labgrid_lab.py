@@ -24,8 +24,8 @@ import tty
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.targets.host import RESET_PIN, spawn_host_server
 
-RESET_PIN = signal.SIGUSR1
 STARTUP_DEADLINE_S = 30.0
 _STOP_GRACE_S = 5.0
 
@@ -67,23 +67,15 @@ class PtyBoard:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 return
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {RESET_PIN})
-            try:
-                with self.console_log.open("ab") as console:
-                    self._process = subprocess.Popen(
-                        [
-                            str(self._server),
-                            "--board",
-                            "host",
-                            "--boot-count-file",
-                            str(self.boot_count_file),
-                        ],
-                        stdin=self._master,
-                        stdout=self._master,
-                        stderr=console,
-                    )
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            with self.console_log.open("ab") as console:
+                self._process = spawn_host_server(
+                    self._server,
+                    "host",
+                    self.boot_count_file,
+                    stdin=self._master,
+                    stdout=self._master,
+                    stderr=console,
+                )
 
     def power_off(self) -> None:
         with self._lock:
